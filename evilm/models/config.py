@@ -1,0 +1,124 @@
+"""Typed configurations for E-ViLM and its named presets.
+
+Every size of the model comes from here. ``PRESETS`` holds three scales that share
+one code path: ``smoke`` (tests), ``quick`` (the default, a laptop CPU) and
+``paper`` (Section 4.1 of the paper).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from evilm.config import ConfigError, close_match, from_dict, merge
+
+
+@dataclass
+class VideoEncoderConfig:
+    backbone: str = "edgenext_small"  # any timm model name with a stride-S final feature map
+    checkpoint: str | None = None  # local weights file for the backbone (never downloaded)
+    drop_path_rate: float = 0.0
+
+
+@dataclass
+class TextEncoderConfig:
+    # A small BERT (transformers) over a truncated vocabulary.
+    vocab_size: int = 9157  # 30% of BERT's 30,522 word pieces, the paper's "top 30%"
+    hidden_size: int = 128
+    num_heads: int = 4
+    num_layers: int = 6
+    intermediate_size: int = 512
+    dropout: float = 0.1
+
+
+@dataclass
+class DecoderConfig:
+    width: int = 384
+    depth: int = 4
+    num_heads: int = 6
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+
+
+@dataclass
+class EViLMConfig:
+    video: VideoEncoderConfig = field(default_factory=VideoEncoderConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    num_frames: int = 4
+    image_size: int = 256
+    max_text_len: int = 40
+    codebook_size: int = 9420  # MVM targets: the video tokenizer's codebook
+
+    def __post_init__(self):
+        validate(self)
+
+
+NUM_SPECIAL_TOKENS = 5  # [PAD] [UNK] [CLS] [SEP] [MASK], see docs/design.md
+
+
+def validate(cfg: EViLMConfig) -> None:
+    """Fail early, naming the field, on configurations that cannot be built."""
+    import timm  # local import: keeps `evilm.config` users free of timm's import time
+
+    if cfg.video.backbone not in timm.list_models():
+        raise ConfigError(
+            "video.backbone",
+            f"unknown timm model '{cfg.video.backbone}'{close_match(cfg.video.backbone, timm.list_models())}",
+        )
+    if cfg.decoder.width % cfg.decoder.num_heads:
+        raise ConfigError(
+            "decoder.width",
+            f"{cfg.decoder.width} is not divisible by decoder.num_heads={cfg.decoder.num_heads}",
+        )
+    if cfg.text.hidden_size % cfg.text.num_heads:
+        raise ConfigError(
+            "text.hidden_size",
+            f"{cfg.text.hidden_size} is not divisible by text.num_heads={cfg.text.num_heads}",
+        )
+    if cfg.text.vocab_size <= NUM_SPECIAL_TOKENS:
+        raise ConfigError(
+            "text.vocab_size",
+            f"{cfg.text.vocab_size} leaves no room for words after the {NUM_SPECIAL_TOKENS} special tokens",
+        )
+    for name in ("num_frames", "image_size", "max_text_len", "codebook_size"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(name, f"must be positive, got {getattr(cfg, name)}")
+    for name in ("depth", "width"):
+        if getattr(cfg.decoder, name) < 1:
+            raise ConfigError(f"decoder.{name}", f"must be positive, got {getattr(cfg.decoder, name)}")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Section 4.1: EdgeNeXt-small on 4 frames of 256x256, BERT hidden 128 / 4 heads,
+    # decoder 4 blocks of width 384, 40 text tokens, 9,420 codes.
+    "paper": {},
+    # A laptop-CPU model: 4 frames of 128x128 (a 4x4 region grid per frame).
+    "quick": {
+        "video": {"backbone": "edgenext_xx_small"},
+        "text": {"vocab_size": 1000, "hidden_size": 128, "num_heads": 4, "num_layers": 2, "intermediate_size": 256},
+        "decoder": {"width": 192, "depth": 2, "num_heads": 4},
+        "num_frames": 4,
+        "image_size": 128,
+        "max_text_len": 32,
+    },
+    # Tests and CI: 2 frames of 64x64 (a 2x2 grid), one narrow block everywhere.
+    "smoke": {
+        "video": {"backbone": "edgenext_xx_small"},
+        "text": {"vocab_size": 200, "hidden_size": 32, "num_heads": 2, "num_layers": 1, "intermediate_size": 64},
+        "decoder": {"width": 32, "depth": 1, "num_heads": 2},
+        "num_frames": 2,
+        "image_size": 64,
+        "max_text_len": 24,
+        "codebook_size": 64,
+    },
+}
+
+
+def preset_config(name: str, overrides: dict[str, Any] | None = None) -> EViLMConfig:
+    """The named preset with ``overrides`` (nested or dotted keys) applied and validated."""
+    if name not in PRESETS:
+        raise ConfigError("preset", f"unknown preset '{name}'{close_match(name, PRESETS)}; known: {', '.join(PRESETS)}")
+    base = from_dict(EViLMConfig, copy.deepcopy(PRESETS[name]), path="")
+    return merge(base, overrides)
