@@ -2,7 +2,8 @@
 
 from evilm.profiling.cost_table import CostConfig, measure_all, measure_model
 from evilm.profiling.flops import fvcore_flops, sdpa_flop_handle, torch_flops
-from evilm.profiling.latency import measure_latency, peak_memory
+from evilm.profiling.latency import measure_latency
+from evilm.profiling.memory import peak_memory_mib
 from evilm.profiling.params import count_parameters, parameters_by_module
 
 __all__ = [
@@ -13,7 +14,7 @@ __all__ = [
     "measure_latency",
     "measure_model",
     "parameters_by_module",
-    "peak_memory",
+    "peak_memory_mib",
     "sdpa_flop_handle",
     "torch_flops",
 ]

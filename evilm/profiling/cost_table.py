@@ -14,7 +14,8 @@ import torch
 
 from evilm.models import MLMHead, MVMHead, VTMHead, create_baseline, create_model
 from evilm.profiling.flops import fvcore_flops, torch_flops
-from evilm.profiling.latency import measure_latency, peak_memory
+from evilm.profiling.latency import measure_latency
+from evilm.profiling.memory import peak_memory_mib
 from evilm.profiling.params import count_parameters, parameters_by_module
 from evilm.stage import MetricsCallback, StageResult, report
 
@@ -55,26 +56,34 @@ def dummy_inputs(num_frames: int, image_size: int, text_len: int, vocab_size: in
     return frames, ids, torch.ones_like(ids)
 
 
+def build_with_inputs(key: str, evilm_preset: str = "paper") -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    """A model by key (``evilm`` or an all-in-one name) and the inputs its costs are quoted for."""
+    if key == "evilm":
+        model = create_model(evilm_preset)
+        c = model.config
+        inputs = dummy_inputs(c.num_frames, c.image_size, c.max_text_len, c.text.vocab_size)
+    else:
+        model = create_baseline(key)
+        c = model.config
+        inputs = dummy_inputs(c.num_frames, c.image_size, c.max_text_len, c.vocab_size)
+    return model.eval(), inputs
+
+
 def measure_model(key: str, cfg: CostConfig) -> dict:
     """All cost figures of one model, with the inputs they were measured on."""
+    model, inputs = build_with_inputs(key, cfg.evilm_preset)
+    head_params = 0
     if key == "evilm":
-        model = create_model(cfg.evilm_preset).eval()
         c = model.config
-        frames, text_len, size, vocab = c.num_frames, c.max_text_len, c.image_size, c.text.vocab_size
-        heads = [MLMHead(model.width, vocab), VTMHead(model.width), MVMHead(model.width, c.codebook_size)]
+        heads = [MLMHead(model.width, c.text.vocab_size), VTMHead(model.width), MVMHead(model.width, c.codebook_size)]
         head_params = sum(count_parameters(h) for h in heads)
-    else:
-        model = create_baseline(key).eval()
-        c = model.config
-        frames, text_len, size, vocab = c.num_frames, c.max_text_len, c.image_size, c.vocab_size
-        head_params = 0
-    inputs = dummy_inputs(frames, size, text_len, vocab)
+    frames, _, size = inputs[0].shape[1:4]
     flops = fvcore_flops(model, inputs)
     row = {
         "model": MODEL_LABELS.get(key, key),
         "frames": frames,
         "image_size": size,
-        "text_len": text_len,
+        "text_len": inputs[1].shape[1],
         "params_no_heads": count_parameters(model),
         "params_pretrain_heads": head_params,
         "gflops": flops[""] / 1e9,
@@ -85,7 +94,7 @@ def measure_model(key: str, cfg: CostConfig) -> dict:
         row["gflops_torch"] = torch_flops(model, inputs) / 1e9
     if cfg.latency:
         row.update(measure_latency(model, inputs, warmup=1, repeats=cfg.latency_repeats))
-        row.update(peak_memory(model, inputs))
+        row["peak_mib"] = peak_memory_mib(key, cfg.evilm_preset)
     return row
 
 
@@ -150,7 +159,7 @@ def markdown(rows: dict[str, dict], cfg: CostConfig) -> str:
         if "latency_ratio_aio_b_over_evilm" in r:
             lines.append(f"- CPU latency, batch 1: all-in-one-B takes {r['latency_ratio_aio_b_over_evilm']:.1f}× E-ViLM's")
     if any("median_ms" in row for row in rows.values()):
-        lines += ["", "| Model | latency median (ms) | min | max | peak extra memory (MiB) |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += ["", "| Model | latency median (ms) | min | max | peak extra memory, 1 thread (MiB) |", "| --- | ---: | ---: | ---: | ---: |"]
         for row in rows.values():
             lines.append(
                 f"| {row['model']} | {row['median_ms']:.0f} | {row['min_ms']:.0f} | {row['max_ms']:.0f} | {row['peak_mib']:.0f} |"

@@ -81,3 +81,17 @@ def test_ratios_against_all_in_one_b():
     assert abs(r["gflops_reduction_vs_aio_b"] - 0.95) < 1e-9
     assert abs(r["published_gflops_reduction"] - (1 - 12.2 / 235)) < 1e-9
     assert "95.0% fewer" in markdown({"evilm": e, "all_in_one_b": fake_b}, cfg)
+
+
+def test_peak_memory_grows_with_activations():
+    from evilm.profiling.memory import peak_memory_mib
+
+    assert peak_memory_mib("evilm", "smoke") > 0
+
+
+def test_latency_is_measured():
+    from evilm.profiling import measure_latency
+
+    model = TwoLinear()
+    stats = measure_latency(model, (torch.rand(4, 3),), warmup=1, repeats=3)
+    assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["max_ms"]
