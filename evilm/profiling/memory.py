@@ -2,8 +2,9 @@
 
 CPU tensors are not tracked by an allocator we can query, and a long-lived process
 keeps freed memory resident, so each model is measured in its own interpreter:
-the growth of the peak resident set (``ru_maxrss``) across one forward pass, on top
-of the loaded model and its inputs.
+the growth of the peak resident set (``VmHWM`` in ``/proc/self/status``; unlike
+``ru_maxrss`` it is not inherited from the parent across fork/exec) across one
+forward pass, on top of the loaded model and its inputs. Linux only.
 
     python -m evilm.profiling.memory MODEL [PRESET]   # prints JSON
 """
@@ -11,7 +12,6 @@ of the loaded model and its inputs.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 
@@ -27,6 +27,14 @@ def peak_memory_mib(model_key: str, preset: str = "paper") -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
+def _high_water_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise OSError("VmHWM not found in /proc/self/status")
+
+
 def _measure_here(model_key: str, preset: str) -> float:
     import torch
 
@@ -34,11 +42,11 @@ def _measure_here(model_key: str, preset: str) -> float:
 
     torch.set_num_threads(1)
     model, inputs = build_with_inputs(model_key, preset)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _high_water_kib()
     with torch.inference_mode():
         model.eval()(*inputs)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) / 1024  # ru_maxrss is in KiB on Linux
+    after = _high_water_kib()
+    return (after - before) / 1024
 
 
 if __name__ == "__main__":
