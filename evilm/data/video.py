@@ -1,0 +1,224 @@
+"""Reading clips: sparse frame sampling, decoding (decord, PyAV as a fallback), resize/crop.
+
+Layout: a clip is ``float32 (T, 3, H, W)``, RGB in ``[0, 1]`` (see docs/design.md);
+normalisation happens inside the encoders.
+
+Sampling follows the field: the video is cut into T equal segments and one frame
+is taken per segment, a random one in training and the segment's middle in
+evaluation. Training adds a light augmentation: a random crop of 80-100% of the
+area and a small brightness/contrast jitter. There is no horizontal flip by
+default, because captions and questions talk about "left" and "right".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from evilm.config import ConfigError
+from evilm.data.records import DataError
+
+Backend = Literal["auto", "decord", "pyav"]
+
+
+class VideoReadError(DataError):
+    """A video is missing or cannot be decoded."""
+
+
+@dataclass
+class FrameConfig:
+    num_frames: int = 4
+    image_size: int = 128
+    backend: Backend = "auto"  # "auto": decord, then PyAV for files decord cannot open
+    crop_scale: tuple[float, float] = (0.8, 1.0)  # training: area fraction of the random crop
+    brightness: float = 0.1  # training: +-10% brightness jitter
+    contrast: float = 0.1  # training: +-10% contrast jitter
+    hflip: bool = False  # off: a flip would swap "left" and "right" in the text
+
+    def __post_init__(self):
+        if self.num_frames < 1:
+            raise ConfigError("num_frames", f"must be >= 1, got {self.num_frames}")
+        if self.image_size < 8:
+            raise ConfigError("image_size", f"must be >= 8, got {self.image_size}")
+        if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise ConfigError("crop_scale", f"needs 0 < low <= high <= 1, got {self.crop_scale}")
+
+
+def sample_frame_indices(
+    num_total: int, num_frames: int, train: bool, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """One frame index per equal segment: random within it (train) or its middle (eval).
+
+    With fewer frames than segments, neighbouring segments share frames.
+    """
+    if num_total < 1:
+        raise VideoReadError("the video has no frames")
+    edges = np.linspace(0.0, float(num_total), num_frames + 1)
+    starts, ends = edges[:-1], edges[1:]
+    if train:
+        rng = rng if rng is not None else np.random.default_rng()
+        points = starts + rng.random(num_frames) * (ends - starts)
+    else:
+        points = (starts + ends) / 2.0
+    return np.clip(np.floor(points).astype(np.int64), 0, num_total - 1)
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+_decord_quiet = False
+
+
+def _read_decord(path: Path, num_frames: int, train: bool, rng) -> np.ndarray:
+    global _decord_quiet
+    import decord
+
+    if not _decord_quiet:  # hide FFmpeg's own chatter on broken files; errors still raise
+        decord.logging.set_level(decord.logging.QUIET)
+        _decord_quiet = True
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    indices = sample_frame_indices(len(reader), num_frames, train, rng)
+    return reader.get_batch(indices.tolist()).asnumpy()
+
+
+def _count_frames_pyav(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if stream.frames and stream.frames > 0:
+            return int(stream.frames)
+        return sum(1 for packet in container.demux(stream) if packet.size > 0)
+
+
+def _read_pyav(path: Path, num_frames: int, train: bool, rng) -> np.ndarray:
+    import av
+
+    num_total = _count_frames_pyav(path)
+    indices = sample_frame_indices(num_total, num_frames, train, rng)
+    wanted = set(indices.tolist())
+    last = int(indices.max())
+    kept: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                kept[i] = frame.to_ndarray(format="rgb24")
+            if i >= last:
+                break
+    if not kept:
+        raise VideoReadError("no frame could be decoded")
+    # the container's frame count can overstate what decodes: fall back to the last good frame
+    decoded = sorted(kept)
+    return np.stack([kept[i] if i in kept else kept[decoded[-1]] for i in indices.tolist()])
+
+
+def read_frames(
+    path: str | Path,
+    num_frames: int,
+    train: bool = False,
+    rng: np.random.Generator | None = None,
+    backend: Backend = "auto",
+) -> np.ndarray:
+    """Decode ``num_frames`` sparsely sampled frames: ``uint8 (T, H, W, 3)`` RGB.
+
+    Raises ``VideoReadError`` naming the file for a missing or undecodable video.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(f"{path}: video file not found")
+    if path.stat().st_size == 0:
+        raise VideoReadError(f"{path}: video file is empty")
+    readers = {"decord": [_read_decord], "pyav": [_read_pyav], "auto": [_read_decord, _read_pyav]}
+    if backend not in readers:
+        raise DataError(f"unknown video backend {backend!r}; use 'auto', 'decord' or 'pyav'")
+    errors = []
+    for read in readers[backend]:
+        # the same random draw for every backend, so a fallback reads the same frames
+        state = None if rng is None else rng.bit_generator.state
+        try:
+            frames = read(path, num_frames, train, rng)
+        except Exception as err:  # decoders raise many types; all mean "unreadable"
+            if rng is not None:
+                rng.bit_generator.state = state
+            errors.append(f"{read.__name__.removeprefix('_read_')}: {str(err).strip()[:200]}")
+            continue
+        if frames.ndim != 4 or frames.shape[0] != num_frames or frames.shape[-1] != 3:
+            errors.append(f"unexpected decoded shape {frames.shape}")
+            continue
+        return frames
+    raise VideoReadError(f"{path}: cannot decode video ({'; '.join(errors)})")
+
+
+# --- resize, crop, augmentation ----------------------------------------------------------------
+
+
+def _random_crop_box(height: int, width: int, scale: tuple[float, float], rng) -> tuple[int, int, int, int]:
+    """A crop of ``scale`` of the area with aspect ratio in [3/4, 4/3]: (top, left, h, w)."""
+    area = height * width
+    for _ in range(10):
+        target = area * rng.uniform(scale[0], scale[1])
+        log_ratio = rng.uniform(math.log(3 / 4), math.log(4 / 3))
+        ratio = math.exp(log_ratio)
+        w = int(round(math.sqrt(target * ratio)))
+        h = int(round(math.sqrt(target / ratio)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    side = min(height, width)
+    return (height - side) // 2, (width - side) // 2, side, side
+
+
+def transform_clip(
+    frames: np.ndarray, cfg: FrameConfig, train: bool, rng: np.random.Generator | None = None
+) -> torch.Tensor:
+    """``uint8 (T, H, W, 3)`` -> ``float32 (T, 3, S, S)`` in [0, 1], S = ``cfg.image_size``.
+
+    Eval: resize the short side to S and take the centre square. Train: a random
+    crop (the same box for every frame), resized to S, then a brightness/contrast jitter.
+    """
+    height, width = frames.shape[1:3]
+    size = cfg.image_size
+    if train:
+        rng = rng if rng is not None else np.random.default_rng()
+        top, left, h, w = _random_crop_box(height, width, cfg.crop_scale, rng)
+        frames = frames[:, top : top + h, left : left + w]  # crop the bytes before any float work
+        flip = cfg.hflip and rng.random() < 0.5
+        brightness = float(rng.uniform(1 - cfg.brightness, 1 + cfg.brightness)) if cfg.brightness > 0 else 1.0
+        contrast = float(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast)) if cfg.contrast > 0 else 1.0
+    clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    h, w = clip.shape[-2:]
+    if train:
+        if (h, w) != (size, size):
+            clip = F.interpolate(clip, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        if flip:
+            clip = clip.flip(-1)
+        # brightness b then contrast c around each frame's mean m, with the /255, as one affine map:
+        # c * (b x / 255 - b m / 255) + b m / 255
+        mean = clip.mean(dim=(1, 2, 3), keepdim=True)
+        scale = brightness * contrast / 255.0
+        clip = clip.mul_(scale).add_(mean * (brightness * (1 - contrast) / 255.0)).clamp_(0.0, 1.0)
+    else:
+        if (h, w) != (size, size):
+            ratio = size / min(h, w)
+            new_h, new_w = max(size, round(h * ratio)), max(size, round(w * ratio))
+            clip = F.interpolate(clip, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+            top, left = (new_h - size) // 2, (new_w - size) // 2
+            clip = clip[:, :, top : top + size, left : left + size]
+        clip = clip.mul_(1.0 / 255.0).clamp_(0.0, 1.0)  # bilinear resampling can overshoot a little
+    return clip.contiguous()
+
+
+def load_clip(
+    path: str | Path, cfg: FrameConfig, train: bool = False, rng: np.random.Generator | None = None
+) -> torch.Tensor:
+    """Read and transform one clip: ``float32 (T, 3, S, S)`` in [0, 1]."""
+    frames = read_frames(path, cfg.num_frames, train=train, rng=rng, backend=cfg.backend)
+    return transform_clip(frames, cfg, train=train, rng=rng)

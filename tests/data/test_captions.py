@@ -1,0 +1,56 @@
+import numpy as np
+
+from evilm.data import captions as lang
+from evilm.data.scenes import sample_scene
+from evilm.data.text import count_words
+
+
+def _scenes(n=300, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    return [sample_scene(rng, f"v{i}", "test", 16, num_objects=1 + i % 3, two_actions_prob=0.3, **kw).info()
+            for i in range(n)]
+
+
+def test_captions_are_webvid_length_varied_and_long_tailed():
+    scenes = _scenes()
+    caps = [lang.caption(s, np.random.default_rng(i)) for i, s in enumerate(scenes)]
+    lengths = np.array([len(c.split()) for c in caps])
+    assert 13 <= lengths.mean() <= 18
+    assert np.mean((lengths >= 10) & (lengths <= 22)) > 0.9
+    assert len(set(caps)) == len(caps)
+    counts = count_words(caps)
+    freq = np.array(sorted(counts.values(), reverse=True))
+    assert freq[0] > 20 * np.median(freq)  # a few very frequent words, a long tail
+    assert (freq <= 3).sum() >= 10
+    # the caption names the main object's shape (some synonym) in nearly every case
+    named = [any(w in c.lower() for w in lang.SHAPE_WORDS[s.main_object.shape]) for s, c in zip(scenes, caps)]
+    assert np.mean(named) > 0.95
+
+
+def test_questions_need_the_video():
+    for i, scene in enumerate(_scenes(200, seed=1)):
+        for question, answer in lang.open_questions(scene, (0.5, 0.5), np.random.default_rng(i)):
+            assert answer not in question.replace("?", " ").split(), (question, answer)
+        for question, answer, kind in lang.frame_questions(scene, (0.2, 0.5), np.random.default_rng(i)):
+            assert answer not in question.split() and kind in (0, 1, 2, 3)
+
+
+def test_action_and_transition_options_hold_the_answer_and_hard_distractors():
+    rng = np.random.default_rng(2)
+    scene = sample_scene(rng, "v", "test", 16, 1, ["move_left"], repeats=3).info()
+    question, options, answer = lang.action_question(scene, rng)
+    assert "three times" in question and len(set(options)) == 5
+    assert options[answer] == lang.ACTION_BASE["move_left"] and lang.ACTION_BASE["move_right"] in options
+    scene = sample_scene(rng, "v", "test", 16, 1, ["grow", "blink"]).info()
+    (q1, o1, a1), (q2, o2, a2) = lang.transition_questions(scene, rng)
+    assert "before blink" in q1 and o1[a1] == "grow bigger" and "blink" in o1
+    assert "after grow bigger" in q2 and o2[a2] == "blink" and "grow bigger" in o2
+
+
+def test_caption_options_differ_from_the_truth_in_one_property():
+    scene = sample_scene(np.random.default_rng(3), "v", "test", 16, 2).info()
+    options, answer = lang.caption_options(scene, seed=11)
+    assert len(options) == 5 and len(set(options)) == 5
+    assert options[answer] == lang.caption(scene, np.random.default_rng(11))
+    again = lang.caption_options(scene, seed=11)
+    assert again == (options, answer)

@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evilm.config import ConfigError, from_dict
+from evilm.data.video import (
+    FrameConfig,
+    VideoReadError,
+    load_clip,
+    read_frames,
+    sample_frame_indices,
+    transform_clip,
+)
+
+
+def test_eval_indices_are_segment_middles():
+    # 16 frames, 4 segments of 4: middles at 2, 6, 10, 14
+    assert sample_frame_indices(16, 4, train=False).tolist() == [2, 6, 10, 14]
+    assert sample_frame_indices(10, 1, train=False).tolist() == [5]
+
+
+def test_train_indices_fall_one_per_segment_and_vary():
+    rng = np.random.default_rng(0)
+    draws = np.stack([sample_frame_indices(16, 4, train=True, rng=rng) for _ in range(200)])
+    for k in range(4):  # segment k covers frames [4k, 4k + 4)
+        assert draws[:, k].min() == 4 * k and draws[:, k].max() == 4 * k + 3
+    assert len({tuple(d) for d in draws}) > 50
+
+
+def test_indices_with_fewer_frames_than_segments_repeat_and_stay_in_range():
+    idx = sample_frame_indices(3, 8, train=False)
+    assert len(idx) == 8 and idx.min() >= 0 and idx.max() <= 2
+    assert sorted(idx.tolist()) == idx.tolist()
+    with pytest.raises(VideoReadError):
+        sample_frame_indices(0, 4, train=False)
+
+
+def _first_clip(world: Path) -> Path:
+    return sorted((world / "msrvtt/videos/all").glob("*.mp4"))[0]
+
+
+def test_decord_and_pyav_read_the_same_frames(smoke_world):
+    path = _first_clip(smoke_world)
+    a = read_frames(path, 4, backend="decord")
+    b = read_frames(path, 4, backend="pyav")
+    assert a.shape == (4, 64, 64, 3) and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2  # same decoder family, same frames
+
+
+def test_load_clip_layout_and_resize(smoke_world):
+    path = _first_clip(smoke_world)
+    clip = load_clip(path, FrameConfig(num_frames=3, image_size=32), train=False)
+    assert clip.shape == (3, 3, 32, 32) and clip.dtype == torch.float32
+    assert 0.0 <= clip.min() and clip.max() <= 1.0
+    again = load_clip(path, FrameConfig(num_frames=3, image_size=32), train=False)
+    assert torch.equal(clip, again)  # evaluation is deterministic
+
+
+def test_train_transform_is_seeded_and_keeps_range():
+    frames = (np.random.default_rng(0).random((4, 48, 64, 3)) * 255).astype(np.uint8)
+    cfg = FrameConfig(num_frames=4, image_size=32)
+    a = transform_clip(frames, cfg, train=True, rng=np.random.default_rng(1))
+    b = transform_clip(frames, cfg, train=True, rng=np.random.default_rng(1))
+    c = transform_clip(frames, cfg, train=True, rng=np.random.default_rng(2))
+    assert a.shape == (4, 3, 32, 32) and torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= 0 and a.max() <= 1
+    # eval on a non-square frame: short side to 32, centre crop
+    e = transform_clip(frames, cfg, train=False)
+    assert e.shape == (4, 3, 32, 32)
+
+
+def test_missing_and_corrupt_videos_raise_one_clear_error(tmp_path):
+    with pytest.raises(VideoReadError, match="not found"):
+        read_frames(tmp_path / "nope.mp4", 4)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(VideoReadError, match="empty"):
+        read_frames(tmp_path / "empty.mp4", 4)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    with pytest.raises(VideoReadError, match=r"bad\.mp4: cannot decode video \(decord: .*; pyav: "):
+        read_frames(bad, 4)
+
+
+def test_frame_config_validates():
+    with pytest.raises(ConfigError, match="num_frames"):
+        FrameConfig(num_frames=0)
+    with pytest.raises(ConfigError, match="crop_scale"):
+        FrameConfig(crop_scale=(0.5, 1.5))
+    cfg = from_dict(FrameConfig, {"num_frames": 8, "crop_scale": [0.9, 1.0]})
+    assert cfg.crop_scale == (0.9, 1.0)
