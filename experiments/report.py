@@ -1,0 +1,606 @@
+"""Markdown reports: the paper's table beside the measured one.
+
+``reports/<name>.md`` holds, for a table or figure spec: a header (profile, data,
+code version, hardware, seeds), the paper's table, the measured table with the
+same rows and columns (mean +- std over seeds), and each row's difference from
+the baseline row with a 95% bootstrap interval and whether the paper's direction
+is reproduced. Figures and sweeps add a PNG beside the Markdown.
+
+Values come from the MLflow store: a cell is the metric of the FINISHED run of
+the stage identity the plan gives for that row, column and seed. Per-item
+results (the ``per_item`` artifact, see README) widen the interval to test items.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.plan import Plan
+from experiments.runner import MANIFEST
+from experiments.specs import Column, FigureSpec, Row, SweepSpec, TableSpec
+from experiments.stats import Interval, diff_interval, reproduced
+from experiments.tracking import TAG, Tracker, metric_key
+
+PER_ITEM = "per_item"
+
+
+@dataclass
+class Cell:
+    values: list[float] = field(default_factory=list)  # one per seed with a finished run (scaled)
+    items: list[np.ndarray] | None = None  # per seed, per test item (scaled); None when missing
+    run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else 0.0
+
+
+@dataclass
+class Measured:
+    cells: dict[tuple[str, str], Cell]
+    runs: dict[str, Any]  # run id -> mlflow Run (for the header)
+    missing: list[str]  # "row/column/seed" that have no finished run
+
+
+# --- collecting ------------------------------------------------------------------------
+
+
+def collect(spec: TableSpec, plan: Plan, tracker: Tracker) -> Measured:
+    cells: dict[tuple[str, str], Cell] = {}
+    runs: dict[str, Any] = {}
+    by_stage: dict[str, Any] = {}
+    missing = []
+    for row in spec.rows:
+        if not row.measured:
+            continue
+        for col in spec.columns:
+            if not col.stage:
+                continue
+            metric = metric_name(col, row)
+            cell = Cell(items=[])
+            for seed in plan.seeds:
+                stage = plan.stage_for(row.id, col.stage, seed)
+                if stage is None:  # the row's pipeline has no such stage: not measured
+                    break
+                if stage.id not in by_stage:
+                    by_stage[stage.id] = tracker.finished_run(stage.id)
+                run = by_stage[stage.id]
+                key = metric_key(metric)
+                if run is None or key not in run.data.metrics:
+                    missing.append(
+                        f"{row.id}/{col.id}/seed{seed}" + ("" if run is None else f" (no metric '{metric}')")
+                    )
+                    continue
+                runs[run.info.run_id] = run
+                cell.values.append(run.data.metrics[key] * col.scale)
+                cell.run_ids.append(run.info.run_id)
+                items = per_item(tracker, run, metric) if col.per_item else None
+                if items is None or cell.items is None:
+                    cell.items = None
+                else:
+                    cell.items.append(items * col.scale)
+            if cell.values:
+                cells[(row.id, col.id)] = cell
+    return Measured(cells, runs, missing)
+
+
+def metric_name(col: Column, row: Row) -> str:
+    try:
+        return col.metric.format(**row.vars)
+    except KeyError as err:
+        from experiments.specs import SpecError
+
+        raise SpecError(
+            f"column '{col.id}' metric '{col.metric}' needs vars.{err.args[0]} in row '{row.id}'"
+        ) from None
+
+
+def per_item(tracker: Tracker, run, metric: str) -> np.ndarray | None:
+    """The per-item values of ``metric`` logged by the run, or None."""
+    manifest = _manifest(tracker, run)
+    if not manifest or PER_ITEM not in manifest.get("artifacts", {}):
+        return None
+    rel = manifest["artifacts"][PER_ITEM]
+    path = Path(run.data.tags.get(f"{TAG}out_dir", "")) / rel
+    if not path.exists():
+        try:
+            path = tracker.download(
+                run.info.run_id, f"outputs/{rel}", tracker.runs_dir / ".fetched" / run.info.run_id
+            )
+        except Exception:
+            return None
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return item_values(data, metric, run.data.metrics.get(metric_key(metric)))
+
+
+def item_values(data: dict, metric: str, value: float | None) -> np.ndarray | None:
+    """Per-item values whose mean is the run's ``metric``, from either per-item layout (see README).
+
+    ``{"<metric>": [v, ...]}``, or ``{"metric": "correct"|"rank", "items": [{"index", "correct"|"rank"}]}``
+    (items ordered by ``index``; a recall ``R@k`` is ``rank <= k``). The values are used only when their
+    mean reproduces the logged metric (as is, or as a percentage); otherwise None.
+    """
+    if metric in data and isinstance(data[metric], list):
+        values = np.asarray(data[metric], dtype=float)
+    elif isinstance(data.get("items"), list) and data.get("metric") in ("correct", "rank"):
+        items = sorted(data["items"], key=lambda item: item.get("index", 0))
+        name = metric.rsplit("/", 1)[-1]
+        if data["metric"] == "correct":
+            values = np.asarray([item["correct"] for item in items], dtype=float)
+        elif name.startswith("R@"):
+            k = float(name[2:])
+            values = np.asarray([item["rank"] <= k for item in items], dtype=float)
+        elif name == "MnR":
+            values = np.asarray([item["rank"] for item in items], dtype=float)
+        else:  # a median rank is not a mean over items
+            return None
+    else:
+        return None
+    if values.size == 0 or value is None:
+        return None
+    for factor in (1.0, 100.0):
+        if math.isclose(values.mean() * factor, value, rel_tol=1e-6, abs_tol=1e-6):
+            return values * factor
+    return None
+
+
+def _manifest(tracker: Tracker, run) -> dict | None:
+    out_dir = run.data.tags.get(f"{TAG}out_dir")
+    if out_dir and (Path(out_dir) / MANIFEST).exists():
+        try:
+            return json.loads((Path(out_dir) / MANIFEST).read_text())
+        except ValueError:
+            return None
+    try:
+        path = tracker.download(
+            run.info.run_id, f"outputs/{MANIFEST}", tracker.runs_dir / ".fetched" / run.info.run_id
+        )
+        return json.loads(Path(path).read_text())
+    except Exception:
+        return None
+
+
+# --- Markdown ------------------------------------------------------------------------------
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def esc(x: Any) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(esc(h) for h in headers) + " |",
+        "|" + "|".join(" --- " for _ in headers) + "|",
+    ]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def paper_number(value: Any) -> float | None:
+    """The number in a paper cell ("64.8*" -> 64.8), or None."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = re.match(r"\s*(-?\d+(?:\.\d+)?)", str(value))
+    return float(match.group(1)) if match else None
+
+
+def header(
+    spec, plan: Plan, runs: dict[str, Any], tracker: Tracker, overrides: dict[str, Any], compares: bool = True
+) -> list[str]:
+    pipeline = next(iter(plan.pipelines.values()), None)
+    commits = sorted({r.data.tags.get(f"{TAG}git_commit", "?") for r in runs.values()}) or ["(no runs)"]
+    hardware = sorted({r.data.tags.get(f"{TAG}hardware", "?") for r in runs.values()}) or ["(no runs)"]
+    data_line = (
+        pipeline.dataset if pipeline and pipeline.dataset else "see the pipeline's data stage"
+    ) + _data_summary(plan)
+    trains = any(s.kind.name == "data" for s in plan.stages.values())
+    lines = [
+        f"# {spec.title}",
+        "",
+        f"- **Profile**: `{plan.profile}`"
+        + ("" if plan.profile == "paper" or not trains else " (not paper scale)"),
+        f"- **Data**: {data_line}",
+        f"- **Code version**: {', '.join(commits)}",
+        f"- **Hardware**: {'; '.join(hardware)}",
+        f"- **Seeds**: {', '.join(map(str, plan.seeds))}",
+        f"- **Overrides**: {', '.join(f'`{k}={v}`' for k, v in overrides.items()) if overrides else 'none'}",
+        f"- **Store**: `{tracker.uri}`; generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        "",
+    ]
+    if plan.profile != "paper" and trains:
+        lines += [
+            f"> These are **{plan.profile}-profile** numbers on the data above, from small models trained briefly. "
+            "They are not comparable in absolute value with the paper's (WebVid-2.5M pre-training, real benchmarks, "
+            "full-size model)."
+            + (
+                " Compare directions: the last section says whether each paper difference is reproduced."
+                if compares
+                else ""
+            ),
+            "",
+        ]
+    return lines
+
+
+def _data_summary(plan: Plan) -> str:
+    for stage in plan.stages.values():
+        if stage.kind.name in ("data", "data_root"):
+            skip = {"seed", *stage.kind.ignore}
+            scalars = [
+                f"{k}={v}"
+                for k, v in stage.params.items()
+                if isinstance(v, (int, float, str)) and k not in skip
+            ]
+            return f" (`{stage.name}`: {', '.join(scalars[:8])})"
+    return ""
+
+
+def _fmt(value: float, col: Column) -> str:
+    return format(value, col.fmt)
+
+
+def table_markdown(
+    spec: TableSpec, plan: Plan, measured: Measured, tracker: Tracker, overrides: dict[str, Any]
+) -> str:
+    cols = spec.columns
+    lines = header(spec, plan, measured.runs, tracker, overrides)
+    if spec.caption:
+        lines += [f"_{spec.caption.strip()}_", ""]
+    if spec.note:
+        lines += [spec.note.strip(), ""]
+
+    lines += ["## Paper", ""]
+    rows = [[r.label] + [_paper_cell(r.paper.get(c.id)) for c in cols] for r in spec.rows]
+    lines += [markdown_table(["", *(c.label for c in cols)], rows), ""]
+
+    n = len(plan.seeds)
+    lines += [f"## Measured (mean ± std over {n} seeds)" if n > 1 else "## Measured (one seed)", ""]
+    rows = []
+    for r in spec.rows:
+        cells = []
+        for c in cols:
+            cell = measured.cells.get((r.id, c.id))
+            if cell is None:
+                cells.append("—")
+            elif len(cell.values) > 1:
+                cells.append(
+                    f"{_fmt(cell.mean, c)} ± {_fmt(cell.std, c)}"
+                    + ("" if len(cell.values) == n else f" (n={len(cell.values)})")
+                )
+            else:
+                cells.append(_fmt(cell.mean, c))
+        rows.append([r.label + ("" if r.measured else " (paper only)"), *cells])
+    lines += [markdown_table(["", *(c.label for c in cols)], rows), ""]
+    lines += ["— : not measured (a method or column this suite does not run, or no finished run yet).", ""]
+
+    lines += differences_section(spec, measured)
+    if measured.missing:
+        shown = ", ".join(measured.missing[:20]) + (
+            f" and {len(measured.missing) - 20} more" if len(measured.missing) > 20 else ""
+        )
+        command = f"python -m experiments run {spec.name}" + (
+            f" --profile {plan.profile}" if plan.profile != spec.profile else ""
+        )
+        lines += [f"**Missing runs**: {shown}. `{command}` fills those its stages can measure.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _paper_cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def differences_section(spec: TableSpec, measured: Measured) -> list[str]:
+    rows_by_id = {r.id: r for r in spec.rows}
+    pairs = [(r, rows_by_id[r.baseline or spec.baseline]) for r in spec.rows if (r.baseline or spec.baseline)]
+    pairs = [(r, b) for r, b in pairs if r.id != b.id and r.measured]
+    if not pairs:
+        return []
+    bases = list(dict.fromkeys(b.label for _, b in pairs))
+    lines = [f"## Difference from the baseline row{'s' if len(bases) > 1 else ''} ({', '.join(bases)})", ""]
+    lines += [
+        "Δ = row − baseline. Interval: 95% percentile bootstrap over seeds and, where the stage logged per-item "
+        "results, over test items (paired); `source` says which. *Reproduced*: the interval excludes 0 on the paper's side.",
+        "",
+    ]
+    rows = []
+    for r, base in pairs:
+        for c in spec.columns:
+            cell, base_cell = measured.cells.get((r.id, c.id)), measured.cells.get((base.id, c.id))
+            if cell is None or base_cell is None:
+                continue
+            interval = diff_interval(cell.values, base_cell.values, cell.items, base_cell.items)
+            p_row, p_base = paper_number(r.paper.get(c.id)), paper_number(base.paper.get(c.id))
+            paper_diff = None if p_row is None or p_base is None else p_row - p_base
+            rows.append(
+                [
+                    r.label if len(bases) == 1 else f"{r.label} − {base.label}",
+                    c.label,
+                    _signed(interval.diff, c),
+                    _interval(interval, c),
+                    interval.source,
+                    "-" if paper_diff is None else _signed(paper_diff, c),
+                    reproduced(paper_diff, interval),
+                ]
+            )
+    if not rows:
+        return lines + ["(no row has measured values for both itself and the baseline yet)", ""]
+    lines += [
+        markdown_table(
+            ["row", "column", "Δ measured", "95% interval", "source", "Δ paper", "reproduced"], rows
+        ),
+        "",
+    ]
+    return lines
+
+
+def _signed(value: float, col: Column) -> str:
+    return ("+" if value >= 0 else "") + _fmt(value, col)
+
+
+def _interval(interval: Interval, col: Column) -> str:
+    if interval.low is None:
+        return "n/a (one seed, no per-item results)"
+    return f"[{_fmt(interval.low, col)}, {_fmt(interval.high, col)}]"
+
+
+def write_table_report(
+    spec: TableSpec, plan: Plan, tracker: Tracker, reports_dir: Path, stem: str, overrides: dict[str, Any]
+) -> Path:
+    measured = collect(spec, plan, tracker)
+    text = table_markdown(spec, plan, measured, tracker, overrides)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(spec, FigureSpec):
+        png = reports_dir / f"{stem}.png"
+        plot_figure(spec, measured, png)
+        text = text.rstrip() + f"\n\n![{spec.title}]({png.name})\n"
+    path = reports_dir / f"{stem}.md"
+    _write(path, text)
+    return path
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_figure(spec: FigureSpec, measured: Measured, path: Path) -> None:
+    plt = _pyplot()
+    plot = spec.plot
+    cols = {c.id: c for c in spec.columns}
+    if plot.type == "bubble":
+        ncols = min(3, len(plot.y))
+        nrows = math.ceil(len(plot.y) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows + 0.6), squeeze=False)
+        points = {
+            (row.id, y, source): _bubble_point(row, cols, plot.x, y, plot.size, source, measured)
+            for row in spec.rows
+            for y in plot.y
+            for source in ("paper", "measured")
+        }
+        largest = max([p[2] for p in points.values() if p] or [1.0])
+        handles = {}
+        for ax, y in zip(axes.flat, plot.y):
+            for i, row in enumerate(spec.rows):
+                for source, filled in (("paper", False), ("measured", True)):
+                    point = points[row.id, y, source]
+                    if point is None:
+                        continue
+                    x, yv, size = point
+                    handles[f"{row.label} ({source})"] = ax.scatter(
+                        [x],
+                        [yv],
+                        s=40 + 900 * max(size, 0.0) / largest,  # area proportional to the size column
+                        facecolors=f"C{i}" if filled else "none",
+                        edgecolors=f"C{i}",
+                        alpha=0.6 if filled else 1.0,
+                    )
+            ax.set_xscale("log")
+            ax.margins(0.3)
+            ax.set_xlabel(cols[plot.x].label)
+            ax.set_ylabel(cols[y].label)
+            ax.set_title(cols[y].label, fontsize=9)
+        for ax in list(axes.flat)[len(plot.y) :]:
+            ax.set_visible(False)
+        if handles:
+            fig.legend(
+                list(handles.values()),
+                list(handles),
+                loc="lower center",
+                ncol=min(4, len(handles)),
+                fontsize=8,
+                markerscale=0.4,
+            )
+        area = cols[plot.size].label if plot.size else "constant"
+        fig.suptitle(f"{spec.title}\nbubble area ∝ {area}; hollow: paper, filled: measured", fontsize=9)
+        fig.tight_layout(rect=(0, 0.08, 1, 0.93))
+    else:  # bars: one bar per row, grouped by a row var, coloured by another
+        y = plot.y[0]
+        groups = list(dict.fromkeys(r.vars.get(plot.group or "", r.label) for r in spec.rows))
+        series = list(dict.fromkeys(r.vars.get(plot.series or "", "") for r in spec.rows))
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        width = 0.8 / max(len(series), 1)
+        for ax, source in zip(axes, ("paper", "measured")):
+            for k, s in enumerate(series):
+                xs, hs, errs = [], [], []
+                for g_i, g in enumerate(groups):
+                    row = next(
+                        (
+                            r
+                            for r in spec.rows
+                            if r.vars.get(plot.group or "", r.label) == g
+                            and r.vars.get(plot.series or "", "") == s
+                        ),
+                        None,
+                    )
+                    if row is None:
+                        continue
+                    if source == "paper":
+                        v, e = paper_number(row.paper.get(y)), 0.0
+                    else:
+                        cell = measured.cells.get((row.id, y))
+                        v, e = (cell.mean, cell.std) if cell else (None, 0.0)
+                    if v is None:
+                        continue
+                    xs.append(g_i + k * width)
+                    hs.append(v)
+                    errs.append(e)
+                if xs:
+                    ax.bar(xs, hs, width, yerr=errs, label=s or None, color=f"C{k}")
+            ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))], groups)
+            ax.set_ylabel(cols[y].label)
+            ax.set_title(source)
+            if not ax.has_data():
+                ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
+            elif any(series):
+                ax.legend(fontsize=8)
+        fig.suptitle(spec.title, fontsize=10)
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _bubble_point(row, cols, x, y, size, source, measured):
+    if source == "paper":
+        vals = [paper_number(row.paper.get(k)) if k else 1.0 for k in (x, y, size)]
+    else:
+        vals = []
+        for k in (x, y, size):
+            cell = measured.cells.get((row.id, k)) if k else None
+            vals.append(cell.mean if cell else (1.0 if not k else None))
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals):
+        return None
+    return tuple(vals)
+
+
+# --- sweeps --------------------------------------------------------------------------------
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    state: str
+    params: dict[str, Any]
+    values: list[float]  # objective per seed
+
+
+def sweep_markdown(
+    spec: SweepSpec, plan_profile: str, trials: list[TrialRecord], header_lines: list[str], png: str | None
+) -> str:
+    lines = list(header_lines)
+    if spec.note:
+        lines += [spec.note.strip(), ""]
+    label = spec.objective.label or f"{spec.objective.stage}.{spec.objective.metric}"
+    names = list(spec.params)
+    complete = sorted(
+        (t for t in trials if t.state == "COMPLETE"),
+        key=lambda t: [_sort_key(t.params.get(n)) for n in names],
+    )
+    lines += [f"## Trials ({len(complete)} complete, {len(trials) - len(complete)} other)", ""]
+    rows = []
+    for t in complete:
+        mean = float(np.mean(t.values)) if t.values else float("nan")
+        std = float(np.std(t.values, ddof=1)) if len(t.values) > 1 else 0.0
+        paper = all(spec.paper.get(n) == t.params.get(n) for n in names) and bool(spec.paper)
+        rows.append(
+            [
+                t.number,
+                *(t.params.get(n) for n in names),
+                f"{mean:.4g} ± {std:.2g}" if len(t.values) > 1 else f"{mean:.4g}",
+                len(t.values),
+                "paper's choice" if paper else "",
+            ]
+        )
+    lines += [markdown_table(["trial", *names, label, "seeds", ""], rows), ""]
+    if complete:
+        pick = max if spec.objective.direction == "maximize" else min
+        best = pick(complete, key=lambda t: float(np.mean(t.values)))
+        lines += [
+            f"**Best** ({spec.objective.direction}): "
+            + ", ".join(f"`{n}={best.params.get(n)}`" for n in names),
+            "",
+        ]
+    if spec.paper:
+        lines += ["**Paper's choice**: " + ", ".join(f"`{k}={v}`" for k, v in spec.paper.items()), ""]
+    failed = [t for t in trials if t.state != "COMPLETE"]
+    if failed:
+        lines += ["Not complete: " + ", ".join(f"trial {t.number} ({t.state})" for t in failed), ""]
+    if png:
+        lines += [f"![{spec.title}]({png})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _sort_key(value: Any) -> tuple:
+    """Numbers in numeric order, then everything else as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def plot_sweep(spec: SweepSpec, trials: list[TrialRecord], path: Path) -> bool:
+    complete = [t for t in trials if t.state == "COMPLETE" and t.values]
+    if not complete:
+        return False
+    plt = _pyplot()
+    names = list(spec.params)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)
+    label = spec.objective.label or f"{spec.objective.stage}.{spec.objective.metric}"
+    for ax, name in zip(axes[0], names):
+        xs = [t.params.get(name) for t in complete]
+        numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
+        means = [float(np.mean(t.values)) for t in complete]
+        stds = [float(np.std(t.values, ddof=1)) if len(t.values) > 1 else 0.0 for t in complete]
+        if numeric:
+            order = np.argsort(xs)
+            ax.errorbar(
+                np.asarray(xs)[order],
+                np.asarray(means)[order],
+                yerr=np.asarray(stds)[order],
+                marker="o",
+                capsize=3,
+            )
+            if spec.params[name].log:
+                ax.set_xscale("log")
+        else:
+            ax.bar([str(x) for x in xs], means, yerr=stds)
+        if name in spec.paper:
+            ax.axvline(
+                spec.paper[name] if numeric else str(spec.paper[name]), color="grey", ls="--", label="paper"
+            )
+            ax.legend(fontsize=8)
+        ax.set_xlabel(name)
+        ax.set_ylabel(label)
+    fig.suptitle(spec.title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

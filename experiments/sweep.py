@@ -1,0 +1,342 @@
+"""Sweeps: an Optuna study over pipeline keys, each trial an MLflow child run.
+
+A grid (every param a ``grid:``) uses Optuna's ``GridSampler``; ranges and
+choices use TPE. The study lives in ``optuna.db`` beside the MLflow store (any
+Optuna storage URL works) under a name derived from the spec, profile, seeds and
+overrides, so rerunning the same command resumes it:
+
+1. trials a killed process left ``RUNNING`` are failed (single worker; with
+   ``--worker`` only those whose heartbeat stopped);
+2. the sampler runs the points never tried;
+3. points that failed (or were killed) are enqueued and run again.
+
+A trial's stages go through the same runner as tables, so the stages a trial
+shares with earlier trials or tables (data, tokenizer) are reused, not rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from experiments.plan import Layer, Variant, build_plan, profile_layers
+from experiments.report import TrialRecord, header, plot_sweep, sweep_markdown
+from experiments.runner import Runner
+from experiments.specs import SearchParam, SweepSpec, load_pipeline
+from experiments.stages import StageKind
+from experiments.tracking import TAG, Tracker
+
+HEARTBEAT_S = 60
+
+
+class TrialFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class SweepResult:
+    study_name: str
+    storage: str
+    trials: list[TrialRecord]
+    failed_now: int  # trials that failed in this invocation
+    remaining: int  # grid points (or TPE trials) still to do
+    report: Path | None
+
+
+def study_name(spec: SweepSpec, profile: str, seeds: list[int], cli_set: Mapping[str, Any]) -> str:
+    key = {
+        "params": {k: v.model_dump() for k, v in spec.params.items()},
+        "objective": spec.objective.model_dump(),
+        "set": spec.set,
+        "profiles": spec.profiles.get(profile, {}),
+        "cli": dict(cli_set),
+        "seeds": list(seeds),
+        "base": spec.base,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{spec.name}-{profile}-{digest}"
+
+
+def default_storage(tracker: Tracker) -> str:
+    return f"sqlite:///{tracker.store_dir / 'optuna.db'}"
+
+
+def open_storage(url: str):
+    if url.endswith((".log", ".journal")) and "://" not in url:
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and what makes --worker safe
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S)
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    names = list(spec.params)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(spec.params[n].grid for n in names))]
+
+
+def suggest(trial: optuna.Trial, name: str, param: SearchParam) -> Any:
+    if param.grid is not None:
+        return trial.suggest_categorical(name, param.grid)
+    if param.choices is not None:
+        return trial.suggest_categorical(name, param.choices)
+    if param.integer:
+        return trial.suggest_int(
+            name, int(param.low), int(param.high), step=int(param.step or 1), log=param.log
+        )
+    return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)
+
+
+def _key(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+class Sweep:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        root: Path,
+        tracker: Tracker,
+        runner: Runner,
+        profile: str,
+        seeds: list[int],
+        cli_set: Mapping[str, Any],
+        storage: str | None = None,
+        worker: bool = False,
+        kinds: Mapping[str, StageKind] | None = None,
+        reports_dir: Path = Path("reports"),
+        stem: str | None = None,
+    ):
+        self.reports_dir = Path(reports_dir)
+        self.stem = stem or spec.name
+        self.spec, self.root, self.tracker, self.runner = spec, Path(root), tracker, runner
+        self.profile, self.seeds, self.cli_set = profile, list(seeds), dict(cli_set)
+        self.storage_url = storage or default_storage(tracker)
+        self.worker = worker
+        self.kinds = kinds
+        self.name = study_name(spec, profile, self.seeds, self.cli_set)
+        self.pipeline = load_pipeline(spec.base, self.root)
+        self.pipeline_file = str(self.root / "base" / f"{spec.base}.yaml")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._parent: str | None = None
+        self._storage = None
+
+    # --- planning --------------------------------------------------------------------
+
+    def variant(self, trial_id: str, params: Mapping[str, Any]) -> Variant:
+        spec_file = str(self.root / "sweeps" / f"{self.spec.name}.yaml")
+        layers = profile_layers(self.spec, self.pipeline, self.pipeline_file, spec_file, self.profile)
+        layers += [Layer("--set", self.cli_set), Layer(f"{spec_file}: params", dict(params))]
+        return Variant(trial_id, self.pipeline, self.pipeline_file, layers, [], [self.spec.objective.stage])
+
+    def plan(self, trial_id: str, params: Mapping[str, Any]):
+        return build_plan(
+            self.spec.name, [self.variant(trial_id, params)], self.profile, self.seeds, self.kinds
+        )
+
+    def study(self, sampler=None) -> optuna.Study:
+        if sampler is None:
+            if self.spec.is_grid:
+                sampler = optuna.samplers.GridSampler(
+                    {n: p.grid for n, p in self.spec.params.items()}, seed=0
+                )
+            else:
+                sampler = optuna.samplers.TPESampler(seed=0)
+        if self._storage is None:
+            self._storage = open_storage(self.storage_url)
+        return optuna.create_study(
+            study_name=self.name,
+            storage=self._storage,
+            sampler=sampler,
+            direction=self.spec.objective.direction,
+            load_if_exists=True,
+        )
+
+    def to_do(self, study: optuna.Study) -> tuple[list[dict], list[dict]]:
+        """(points never tried, points tried but not complete) — grids; for TPE the first is a count."""
+        trials = study.get_trials(deepcopy=False)
+        complete = {_key(t.params) for t in trials if t.state == TrialState.COMPLETE}
+        tried = {_key(t.params) for t in trials if t.state != TrialState.WAITING}
+        waiting = {_key(t.params) for t in trials if t.state == TrialState.WAITING}
+        failed = []
+        seen = set()
+        for t in trials:
+            k = _key(t.params)
+            if t.state in (TrialState.FAIL,) and k not in complete and k not in waiting and k not in seen:
+                failed.append(dict(t.params))
+                seen.add(k)
+        if self.spec.is_grid:
+            fresh = [p for p in grid_points(self.spec) if _key(p) not in tried and _key(p) not in waiting]
+            return fresh, failed
+        done = sum(t.state == TrialState.COMPLETE for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        return [{}] * max(0, (self.spec.n_trials or 0) - done - running - len(failed) - len(waiting)), failed
+
+    # --- running ---------------------------------------------------------------------
+
+    def run(self, n_trials: int | None = None) -> SweepResult:
+        """Resume the study: fail stale trials, run never-tried points, then retry failed ones."""
+        study = self.study()
+        self._fail_stale(study)
+        self._parent = self._parent_run()
+        budget = math.inf if n_trials is None else n_trials
+        failed_now = 0
+        try:
+            fresh, _ = self.to_do(study)
+            if fresh and budget > 0:
+                count = int(min(budget, len(fresh)))
+                failed_now += self._optimize(study, count)
+                budget -= count
+            # enqueued points need no sampling, and a GridSampler would stop the study after the first
+            study = self.study(optuna.samplers.RandomSampler(seed=0))
+            _, failed = self.to_do(study)
+            waiting = sum(t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False))
+            retry = failed[: int(min(budget, len(failed)))]
+            for params in retry:
+                study.enqueue_trial(params)
+            if retry or waiting:
+                failed_now += self._optimize(study, int(min(budget, len(retry) + waiting)))
+        except BaseException:
+            self.tracker.finish(self._parent, "KILLED")
+            raise
+        fresh, failed = self.to_do(study)
+        records = self.records(study)
+        report = self.write_report(records)
+        self.tracker.set_tags(self._parent, {f"{TAG}complete": sum(r.state == "COMPLETE" for r in records)})
+        self.tracker.finish(self._parent, "FINISHED")
+        return SweepResult(self.name, self.storage_url, records, failed_now, len(fresh) + len(failed), report)
+
+    def _optimize(self, study: optuna.Study, n: int) -> int:
+        before = {t.number for t in study.get_trials(deepcopy=False)}
+        study.optimize(self.objective, n_trials=n, catch=(Exception,), gc_after_trial=False)
+        return sum(
+            t.state == TrialState.FAIL for t in study.get_trials(deepcopy=False) if t.number not in before
+        )
+
+    def _fail_stale(self, study: optuna.Study) -> None:
+        if self.worker:  # other workers may be running: only trials whose heartbeat stopped
+            optuna.storages.fail_stale_trials(study)
+            return
+        # a single worker: every RUNNING trial belongs to a dead process (Optuna has no public call for this)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+    def _parent_run(self) -> str:
+        runs = self.tracker.search(
+            f"tags.`{TAG}study` = '{self.name}' and tags.`{TAG}role` = 'sweep'", max_results=1
+        )
+        if runs:
+            run_id = runs[0].info.run_id
+            self.tracker.client.update_run(run_id, status="RUNNING")
+            return run_id
+        tags = {
+            f"{TAG}role": "sweep",
+            f"{TAG}sweep": self.spec.name,
+            f"{TAG}study": self.name,
+            f"{TAG}storage": self.storage_url,
+            f"{TAG}profile": self.profile,
+            f"{TAG}seeds": ",".join(map(str, self.seeds)),
+        }
+        run_id = self.tracker.start(self.spec.name, f"sweep {self.name}", tags)
+        self.tracker.log_params(
+            run_id,
+            {
+                "search": {k: v.model_dump(exclude_none=True) for k, v in self.spec.params.items()},
+                "set": self.cli_set,
+            },
+        )
+        return run_id
+
+    def objective(self, trial: optuna.Trial) -> float:
+        params = {name: suggest(trial, name, p) for name, p in self.spec.params.items()}
+        trial_id = f"trial{trial.number}"
+        plan = self.plan(trial_id, params)
+        tags = {
+            f"{TAG}sweep": self.spec.name,
+            f"{TAG}study": self.name,
+            f"{TAG}trial": trial.number,
+            f"{TAG}role": "trial",
+        }
+        run_id = self.tracker.start(self.spec.name, f"trial {trial.number}", tags, parent_run_id=self._parent)
+        trial.set_user_attr("mlflow_run_id", run_id)
+        try:
+            self.tracker.log_params(run_id, params)
+            outcomes = self.runner.execute(
+                plan, self.spec.name, parent_run_id=run_id, tags={f"{TAG}trial": trial.number}
+            )
+            values = []
+            for seed in self.seeds:
+                stage = plan.stage_for(trial_id, self.spec.objective.stage, seed)
+                outcome = outcomes[stage.id]
+                if not outcome.ok:
+                    raise TrialFailed(f"stage '{stage.name}' seed {seed} {outcome.status}: {outcome.error}")
+                metric = self.spec.objective.metric
+                if metric not in outcome.metrics:
+                    raise TrialFailed(
+                        f"stage '{stage.name}' logged no metric '{metric}'; it has: {', '.join(outcome.metrics)}"
+                    )
+                values.append(outcome.metrics[metric] * self.spec.objective.scale)
+            value = sum(values) / len(values)
+            trial.set_user_attr("values", values)
+            self.tracker.log_metrics(
+                run_id,
+                {"objective": value, **{f"objective.seed{s}": v for s, v in zip(self.seeds, values)}},
+                0,
+            )
+            self.tracker.finish(run_id, "FINISHED")
+            return value
+        except Exception as err:
+            self.tracker.set_tags(run_id, {f"{TAG}error": f"{type(err).__name__}: {err}"[:4000]})
+            self.tracker.finish(run_id, "FAILED")
+            raise
+        except BaseException:
+            self.tracker.finish(run_id, "KILLED")
+            raise
+
+    # --- reporting -------------------------------------------------------------------
+
+    def records(self, study: optuna.Study) -> list[TrialRecord]:
+        return [
+            TrialRecord(t.number, t.state.name, dict(t.params), list(t.user_attrs.get("values", [])))
+            for t in study.get_trials(deepcopy=False)
+        ]
+
+    def write_report(self, records: list[TrialRecord]) -> Path:
+        reports_dir, stem = self.reports_dir, self.stem
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        png = reports_dir / f"{stem}.png"
+        drew = plot_sweep(self.spec, records, png)
+        first = (
+            records[0].params
+            if records
+            else {p: (v.grid or v.choices or [v.low])[0] for p, v in self.spec.params.items()}
+        )
+        plan = self.plan("report", first)
+        runs = {
+            r.info.run_id: r for r in (self.tracker.finished_run(s) for s in plan.stages) if r is not None
+        }
+        lines = header(self.spec, plan, runs, self.tracker, self.cli_set, compares=False)
+        lines += [
+            f"Optuna study `{self.name}` in `{self.storage_url}`; objective: {self.spec.objective.direction} "
+            f"`{self.spec.objective.stage}.{self.spec.objective.metric}` (mean over seeds).",
+            "",
+        ]
+        text = sweep_markdown(self.spec, self.profile, records, lines, png.name if drew else None)
+        path = reports_dir / f"{stem}.md"
+        path.write_text(text)
+        if self._parent:
+            self.tracker.log_artifact(self._parent, path, "report")
+            if drew:
+                self.tracker.log_artifact(self._parent, png, "report")
+        return path

@@ -1,0 +1,157 @@
+import shutil
+
+import pytest
+from conftest import CALLS, FAKE_KINDS
+
+from experiments.plan import build_plan, table_variants
+from experiments.specs import load_spec
+from experiments.tracking import TAG
+
+
+def plan_for(specs, cli_set=None, seeds=(0,)):
+    spec = load_spec("faketable", specs)
+    return build_plan(
+        spec.name, table_variants(spec, specs, "smoke", cli_set or {}), "smoke", list(seeds), FAKE_KINDS
+    )
+
+
+def kinds_called():
+    return sorted(kind for kind, _ in CALLS)
+
+
+def test_second_run_reuses_every_stage(specs, runner, tracker):
+    plan = plan_for(specs)
+    first = runner.execute(plan, "faketable")
+    assert {o.status for o in first.values()} == {"ran"}
+    assert kinds_called() == [
+        "data",
+        "downstream",
+        "downstream",
+        "downstream",
+        "downstream",
+        "pretrain",
+        "tokenizer",
+    ]
+
+    CALLS.clear()
+    second = runner.execute(plan_for(specs), "faketable")
+    assert CALLS == []
+    assert {o.status for o in second.values()} == {"reused"}
+    assert {sid: o.metrics for sid, o in second.items()} == {sid: o.metrics for sid, o in first.items()}
+
+    # the MLflow record: tags, flattened params, per-step metrics, artifacts
+    pretrain = next(o for o in first.values() if o.stage.name == "pretrain")
+    run = tracker.client.get_run(pretrain.run_id)
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags[f"{TAG}stage_id"] == pretrain.stage.id and tags[f"{TAG}table"] == "faketable"
+    assert tags[f"{TAG}row"] == "mvm" and tags[f"{TAG}seed"] == "0" and tags[f"{TAG}stage"] == "pretrain"
+    assert f"{TAG}git_commit" in tags and f"{TAG}hardware" in tags
+    assert (
+        run.data.params["lr"] == "0.1"
+        and run.data.params["inputs.tokenizer"] == pretrain.stage.inputs["tokenizer"]
+    )
+    history = tracker.client.get_metric_history(pretrain.run_id, "loss")
+    assert sorted(m.step for m in history) == [0, 1, 2, 2]  # 3 steps + the final value
+    logged = {a.path for a in tracker.client.list_artifacts(pretrain.run_id, "outputs")}
+    assert {"outputs/ckpt", "outputs/_stage.json", "outputs/_config.json"} <= logged
+
+
+def test_changing_one_parameter_reruns_exactly_downstream(specs, runner):
+    runner.execute(plan_for(specs), "faketable")
+    CALLS.clear()
+    outcomes = runner.execute(plan_for(specs, {"pretrain.lr": 0.2}), "faketable")
+    ran = sorted(o.stage.name for o in outcomes.values() if o.status == "ran")
+    assert ran == ["mc", "pretrain", "qa"]  # the "none" row's qa/mc have no pretrain input
+    assert kinds_called() == ["downstream", "downstream", "pretrain"]
+
+
+def test_failed_stage_is_not_reused_and_blocks_downstream(specs, runner, tracker):
+    outcomes = runner.execute(plan_for(specs, {"pretrain.fail": True}), "faketable")
+    status = {
+        o.stage.name + ("/none" if "none" in {v for v, _ in o.stage.uses} else ""): o.status
+        for o in outcomes.values()
+    }
+    assert status["pretrain"] == "failed"
+    assert status["qa"] == "blocked" and status["mc"] == "blocked"
+    assert status["qa/none"] == "ran"  # independent stages still run
+    failed = next(o for o in outcomes.values() if o.status == "failed")
+    run = tracker.client.get_run(failed.run_id)
+    assert run.info.status == "FAILED" and "NaN" in run.data.tags[f"{TAG}error"]
+
+    CALLS.clear()
+    again = runner.execute(plan_for(specs, {"pretrain.fail": True}), "faketable")
+    assert ("pretrain", "s0") in CALLS  # tried again, not reused
+    assert next(o for o in again.values() if o.stage.name == "pretrain").status == "failed"
+
+
+def test_killed_stage_is_marked_and_not_reused(specs, runner, tracker):
+    plan = plan_for(specs, {"pretrain.interrupt": True})
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(plan, "faketable")
+    pretrain = next(s for s in plan.stages.values() if s.name == "pretrain")
+    runs = tracker.runs_of_stage(pretrain.id)
+    assert [r.info.status for r in runs] == ["KILLED"]
+    assert runner.reuse(pretrain) is None
+
+
+def test_running_run_left_by_a_dead_process_is_not_reused(specs, runner, tracker):
+    plan = plan_for(specs)
+    data = next(s for s in plan.stages.values() if s.name == "data")
+    # a run with this identity that never finished (the process was killed with -9)
+    run_id = tracker.start(
+        "faketable", "dead", {f"{TAG}stage_id": data.id, f"{TAG}host": "elsewhere", f"{TAG}pid": 1}
+    )
+    assert runner.reuse(data) is None
+    outcomes = runner.execute(plan, "faketable")
+    assert outcomes[data.id].status == "ran"
+    assert tracker.client.get_run(run_id).info.status == "RUNNING"  # another host's: left alone
+
+
+def test_force_and_rerun(specs, runner):
+    runner.execute(plan_for(specs), "faketable")
+    CALLS.clear()
+    runner.execute(plan_for(specs), "faketable", rerun=["pretrain"])
+    assert kinds_called() == ["downstream", "downstream", "pretrain"]
+    CALLS.clear()
+    runner.execute(plan_for(specs), "faketable", force=True)
+    assert len(CALLS) == 7
+
+
+def test_outputs_are_restored_from_mlflow_when_local_copy_is_gone(specs, runner, tracker):
+    first = runner.execute(plan_for(specs), "faketable")
+    shutil.rmtree(tracker.runs_dir)
+    CALLS.clear()
+    second = runner.execute(plan_for(specs), "faketable")
+    assert CALLS == [] and {o.status for o in second.values()} == {"reused"}
+    pretrain = next(o for o in second.values() if o.stage.name == "pretrain")
+    assert (
+        pretrain.artifacts["checkpoint"].read_text()
+        == next(o for o in first.values() if o.stage.name == "pretrain").artifacts["checkpoint"].read_text()
+    )
+
+
+def test_dry_run_reports_done_and_todo(specs, runner):
+    plan = plan_for(specs)
+    assert {o.status for o in runner.dry_run(plan).values()} == {"todo"}
+    runner.execute(plan, "faketable")
+    changed = plan_for(specs, {"qa.quality": 0.9})
+    status = {
+        (o.stage.name, tuple(sorted({v for v, _ in o.stage.uses}))): o.status
+        for o in runner.dry_run(changed).values()
+    }
+    assert status[("qa", ("mvm",))] == "todo" and status[("qa", ("none",))] == "todo"
+    assert status[("pretrain", ("mvm",))] == "done" and status[("mc", ("mvm",))] == "done"
+
+
+def test_unfinished_attempt_keeps_its_files_for_resuming_but_force_starts_fresh(specs, runner):
+    plan = plan_for(specs, {"pretrain.fail": True})
+    runner.execute(plan, "faketable")
+    pretrain = next(s for s in plan.stages.values() if s.name == "pretrain")
+    partial = runner.out_dir(pretrain) / "checkpoints" / "last.pt"
+    partial.parent.mkdir(parents=True)
+    partial.write_text("step 100")  # what a resumable stage would have left
+    runner.execute(plan, "faketable")
+    assert partial.exists()
+    runner.execute(plan, "faketable", force=True)
+    assert not partial.exists()
