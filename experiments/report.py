@@ -365,6 +365,10 @@ def write_table_report(
 ) -> Path:
     measured = collect(spec, plan, tracker)
     text = table_markdown(spec, plan, measured, tracker, overrides)
+    for extra in getattr(spec, "include", []):
+        section = included_markdown(extra, spec, plan, tracker)
+        if section:
+            text = text.rstrip() + f"\n\n## {extra.title or extra.stage}\n\n{section.strip()}\n"
     reports_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(spec, FigureSpec):
         png = reports_dir / f"{stem}.png"
@@ -373,6 +377,19 @@ def write_table_report(
     path = reports_dir / f"{stem}.md"
     _write(path, text)
     return path
+
+
+def included_markdown(extra, spec: TableSpec, plan: Plan, tracker: Tracker) -> str | None:
+    """The text of a Markdown artifact of the first row's finished ``extra.stage`` (first seed)."""
+    for row in spec.rows:
+        stage = plan.stage_for(row.id, extra.stage, plan.seeds[0]) if row.measured else None
+        run = tracker.finished_run(stage.id) if stage else None
+        manifest = _manifest(tracker, run) if run else None
+        relative = (manifest or {}).get("artifacts", {}).get(extra.artifact)
+        out_dir = run.data.tags.get(f"{TAG}out_dir") if run else None
+        if relative and out_dir and (Path(out_dir) / relative).exists():
+            return (Path(out_dir) / relative).read_text()
+    return None
 
 
 def _write(path: Path, text: str) -> None:

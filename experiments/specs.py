@@ -124,6 +124,14 @@ class PlotSpec(_Strict):
     series: str | None = None  # bars: row var that colours bars (e.g. with/without MVM)
 
 
+class Include(_Strict):
+    """A Markdown artifact of one stage, appended to the report under a heading."""
+
+    stage: str
+    artifact: str
+    title: str = ""
+
+
 class TableSpec(_Strict):
     kind: Literal["table"]
     name: str = ""
@@ -139,6 +147,7 @@ class TableSpec(_Strict):
     baseline: str | None = None  # row id the differences are taken against
     columns: list[Column]
     rows: list[Row]
+    include: list[Include] = Field(default_factory=list)  # stage artifacts appended to the report
 
     @model_validator(mode="after")
     def _check_ids(self):
