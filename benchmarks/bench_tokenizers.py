@@ -1,0 +1,132 @@
+"""Train the four video tokenizers of Table 6 on the generated world and compare them.
+
+    python benchmarks/bench_tokenizers.py                       # quick world, the four tokenizers
+    python benchmarks/bench_tokenizers.py --ablation reseed     # + each VQ tokenizer with dead-code re-seeding
+    python benchmarks/bench_tokenizers.py --profile smoke       # seconds, for a check
+
+Each tokenizer goes through the tokenizer stage (``evilm.tokenizers.train.run``)
+with the profile's preset, so what is measured is what the suite runs. Printed per
+tokenizer: codebook usage (the paper's VOC. RATE) and perplexity of the
+evaluation-mode codes, over the training clips and over the held-out clips; the
+semantic probes (naive Bayes on each clip's bag of codes -> the main object's
+attributes and action, and the caption words; held-out accuracy / mAP beside
+chance); and wall time. An ``untrained`` row gives the same measures for a
+randomly initialised semantic tokenizer, as a floor.
+
+Note on VOC. RATE: a held-out set of N clips has N x T x gh x gw regions; with
+100 clips of 4 x 4 x 4 regions that is 6,400 < 9,420 codes, so held-out usage is
+capped at 68% there; usage over the training clips has no such cap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from evilm.config import deep_update
+from evilm.data.synthetic import WorldConfig, generate_world
+from evilm.tokenizers import TOKENIZER_NAMES, preset_config
+from evilm.tokenizers.train import run
+
+PROBE_FIELDS = ("colour", "shape", "size", "texture", "action", "num_objects")
+ABLATIONS = {"reseed": {"quantizer": {"reseed_dead": True}}, "ema": {"quantizer": {"ema": True}}}
+VQ_NAMES = ("semantic_focal", "semantic_bce", "perceptual_vq")  # the dVAE has no codebook to re-seed
+
+
+def untrained_row(profile: str, world: Path, out_dir: Path, overrides: dict) -> dict[str, float]:
+    """The stage's measures for a randomly initialised semantic tokenizer (no training step)."""
+    cfg = preset_config(profile, deep_update({"name": "semantic_focal", "train": {"lr": 0.0}}, overrides))
+    # lr = 0 for one epoch: the stage's own code path, with weights that never move.
+    return run(cfg, {"data": world}, out_dir, progress=False).metrics
+
+
+def format_table(rows: dict[str, dict[str, float]]) -> str:
+    head = (
+        f"{'tokenizer':<24}{'VOC.RATE train':>15}{'VOC.RATE held':>14}{'ppl train':>10}{'ppl held':>9}"
+        + "".join(f"{f[:8]:>9}" for f in PROBE_FIELDS)
+        + f"{'words':>9}{'train s':>9}{'total s':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    chance = next(iter(rows.values()))
+    lines.append(
+        f"{'(chance)':<24}{'':>15}{'':>14}{'':>10}{'':>9}"
+        + "".join(f"{chance.get(f'probe_{f}_chance', float('nan')):>9.3f}" for f in PROBE_FIELDS)
+        + f"{chance.get('probe_words_chance', float('nan')):>9.3f}"
+    )
+    for name, m in rows.items():
+        lines.append(
+            f"{name:<24}{m['train_eval_usage_rate']:>15.1%}{m['val_usage_rate']:>14.1%}"
+            f"{m['train_eval_perplexity']:>10.1f}{m['val_perplexity']:>9.1f}"
+            + "".join(f"{m.get(f'probe_{f}_acc', float('nan')):>9.3f}" for f in PROBE_FIELDS)
+            + f"{m.get('probe_words_map', float('nan')):>9.3f}"
+            + f"{m.get('train_seconds', float('nan')):>9.0f}{m['total_seconds']:>9.0f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="quick", choices=["smoke", "quick"])
+    parser.add_argument("--world-root", default="/tmp/evilm_worlds", help="where generated worlds are kept/reused")
+    parser.add_argument("--out", default="/tmp/bench_tokenizers")
+    parser.add_argument("--names", nargs="+", default=list(TOKENIZER_NAMES), choices=list(TOKENIZER_NAMES))
+    parser.add_argument("--ablation", nargs="*", default=[], choices=list(ABLATIONS))
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-untrained", action="store_true", help="skip the untrained reference row")
+    parser.add_argument("--fresh", action="store_true", help="retrain rows saved by an earlier run")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    world, info = generate_world(WorldConfig(profile=args.profile, progress=True), args.world_root)
+    print(f"world: {world} ({info['clips']} clips, {'reused' if info['reused'] else 'generated'})")
+    overrides: dict = {"train": {"epochs": args.epochs}} if args.epochs else {}
+    out = Path(args.out) / args.profile
+
+    plan = [(name, name, overrides) for name in args.names]
+    for ablation in args.ablation:
+        plan += [(f"{name}+{ablation}", name, deep_update(overrides, ABLATIONS[ablation]))
+                 for name in args.names if name in VQ_NAMES]
+    # Each finished row is saved at once; a rerun with the same settings skips it (--fresh: redo all).
+    results = out / "results.json"
+    settings = {"profile": args.profile, "world": str(world), "overrides": overrides}
+    saved = json.loads(results.read_text()) if results.is_file() and not args.fresh else {}
+    if saved.get("settings") != settings:
+        saved = {"settings": settings, "rows": {}}
+    rows: dict[str, dict[str, float]] = saved["rows"]
+
+    def keep(label: str, metrics: dict[str, float]) -> None:
+        rows[label] = metrics
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = results.with_name(results.name + ".tmp")
+        tmp.write_text(json.dumps(saved, indent=1))
+        tmp.replace(results)
+
+    for label, name, extra in plan:
+        if label in rows:
+            print(f"=== {label}: done before, in {results}")
+            continue
+        cfg = preset_config(args.profile, deep_update({"name": name}, extra))
+        print(f"\n=== {label}: {cfg.quantizer.codebook_size} codes, {cfg.train.epochs} epochs, "
+              f"{cfg.image_size}px x {cfg.num_frames} frames, stride {cfg.stride}")
+        start = time.perf_counter()
+        result = run(cfg, {"data": world}, out / label.replace("+", "_"), progress=True)
+        keep(label, {**result.metrics, "total_seconds": time.perf_counter() - start})
+    if not args.no_untrained and "untrained (random init)" not in rows:
+        start = time.perf_counter()
+        metrics = untrained_row(args.profile, world, out / "untrained", deep_update(overrides, {"train": {"epochs": 1}}))
+        keep("untrained (random init)", {**metrics, "train_seconds": float("nan"),
+                                         "total_seconds": time.perf_counter() - start})
+    rows = {label: rows[label] for label, _, _ in plan if label in rows} | {
+        k: v for k, v in rows.items() if k.startswith("untrained")}
+    print(f"\nTokenizers on the {args.profile} world ({results}); VOC.RATE = codes used at least once "
+          "(evaluation mode); probes: held-out accuracy (words: mAP) from each clip's bag of codes")
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()

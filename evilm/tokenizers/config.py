@@ -1,0 +1,218 @@
+"""Configuration of the video tokenizers and their presets by profile.
+
+One ``TokenizerConfig`` flows from the spec to the stage. ``name`` picks the
+tokenizer (the rows of Table 6); the shared geometry (``image_size``,
+``num_frames``, ``stride``) must match the video encoder the tokenizer labels for:
+``stride`` is the encoder's output stride, so that ``encode`` lands on its MVM grid.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from evilm.config import ConfigError, close_match, from_dict, merge
+from evilm.tokenizers.quantizer import QuantizerConfig
+
+TOKENIZER_NAMES = ("semantic_focal", "semantic_bce", "pixel_dvae", "perceptual_vq")
+TokenizerName = Literal["semantic_focal", "semantic_bce", "pixel_dvae", "perceptual_vq"]
+
+
+@dataclass
+class SemanticConfig:
+    """Semantic VQ tokenizer (Section 3.3): encoder -> VQ -> decoder -> HEAD^S over caption words."""
+
+    # "vit": a timm ViT applied per frame, patch size = stride (one token per MVM region).
+    # "video_swin_t": torchvision's Video Swin-Tiny with a (1, 4, 4) patch, so that its stride-32
+    # output keeps every frame; heavy (28M parameters), meant for GPUs.
+    encoder: Literal["vit", "video_swin_t"] = "vit"
+    encoder_weights: str | None = None  # local weights file for the encoder; never downloaded
+    encoder_width: int = 384  # ViT only
+    encoder_depth: int = 12
+    encoder_heads: int = 6
+    decoder_width: int = 512
+    decoder_depth: int = 8  # Section 4.1: 8 transformer layers
+    decoder_heads: int = 8
+    vocab_size: int | None = None  # caption-word classes of HEAD^S; the stage fills it from the data
+    # eq. 6 = asymmetric loss with gamma+ = 0, gamma- = 1 (semantic_focal); semantic_bce ignores these.
+    gamma_pos: float = 0.0
+    gamma_neg: float = 1.0
+    clip: float = 0.0
+    # "mean" over the K words as eq. 6 prints it, or "sum" (ASL's implementation): the latter
+    # weighs the word loss K times more against the VQ terms of eq. 7. Applies to BCE too.
+    word_reduction: Literal["mean", "sum"] = "mean"
+
+
+@dataclass
+class PixelConfig:
+    """DALL-E-style discrete VAE trained only to reconstruct RGB pixels."""
+
+    # Frames are resized so that this downsampling lands on the stride-S grid: DALL-E's 8x
+    # (VIOLET's recipe: a 128px frame -> 32px for a 4x4 grid). Set it to ``stride`` for full resolution.
+    input_stride: int = 8
+    hidden: int = 64  # channels at the first (stride-2) stage; doubled per stage up to max_hidden
+    max_hidden: int = 256
+    code_embed_dim: int = 256  # width of the decoder's code embedding (DALL-E: a 1x1 conv on one-hots)
+    temperature_start: float = 1.0  # Gumbel-softmax temperature, annealed over training (DALL-E: 1 -> 1/16)
+    temperature_end: float = 1.0 / 16
+    kl_weight: float = 1.0  # weight of KL(q || uniform), per pixel value, warmed up from 0
+    kl_warmup: float = 0.1  # fraction of training over which the KL weight rises linearly
+    recon: Literal["mse", "l1"] = "mse"
+
+
+@dataclass
+class PerceptualConfig:
+    """PeCo-style VQ: pixel reconstruction + a perceptual loss on a fixed network's features."""
+
+    # The same input as the pixel tokenizer's, so that the two rows differ only in their losses.
+    input_stride: int = 8
+    hidden: int = 64
+    max_hidden: int = 256
+    recon: Literal["mse", "l1"] = "mse"
+    perceptual_weight: float = 1.0
+    # "random_conv": a fixed, randomly initialised multi-scale conv net (seeded, never trained).
+    # "vgg16": torchvision's VGG-16 features, weights from ``feature_weights`` (a local file).
+    feature_net: Literal["random_conv", "vgg16"] = "random_conv"
+    feature_weights: str | None = None
+    feature_channels: tuple[int, ...] = (32, 64, 128, 256)  # random_conv stages
+    feature_seed: int = 1234
+
+
+@dataclass
+class DataSection:
+    """Which clips train the tokenizer and how they are read (the stage's side of ``evilm.data``)."""
+
+    benchmark: str = "webvid"  # a video-text benchmark of ``evilm.data.load_benchmark``
+    # HEAD^S classes: the most frequent ``words_keep_fraction`` of the training captions' distinct
+    # words (``inputs["vocab"]``, a saved TextTokenizer, replaces this).
+    words_keep_fraction: float = 1.0
+    words_min_count: int = 2
+    # Decode every clip once (evaluation frames: the middle of each segment, no crop) and train
+    # from memory: on a CPU the decoder would otherwise cost as much as the tokenizer. Off: stream
+    # clips with training augmentation every epoch.
+    preload: bool = True
+    num_workers: int = 2
+    cache_codes: bool = True  # after training, label every clip of the benchmark (codes.pt)
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 2e-4  # Section 4.1
+    weight_decay: float = 0.01
+    epochs: int = 10  # Section 4.1: 10 epochs on WebVid
+    batch_size: int = 32
+    grad_clip: float = 1.0
+    seed: int = 0
+    val_fraction: float = 0.1  # held-out clips for codebook usage, when the data has no validation split
+
+
+@dataclass
+class TokenizerConfig:
+    name: TokenizerName = "semantic_focal"
+    image_size: int = 256
+    num_frames: int = 4
+    stride: int = 32  # the video encoder's output stride (EdgeNeXt: 32)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    semantic: SemanticConfig = field(default_factory=SemanticConfig)
+    pixel: PixelConfig = field(default_factory=PixelConfig)
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataSection = field(default_factory=DataSection)
+
+    def __post_init__(self):
+        validate(self)
+
+
+def validate(cfg: TokenizerConfig) -> None:
+    """Fail early, naming the key, on configurations that cannot be built."""
+    for key in ("image_size", "num_frames", "stride"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(key, f"must be positive, got {getattr(cfg, key)}")
+    if cfg.image_size % cfg.stride:
+        raise ConfigError("image_size", f"{cfg.image_size} is not a multiple of stride={cfg.stride}")
+    for key, section in (("pixel", cfg.pixel), ("perceptual", cfg.perceptual)):
+        s = section.input_stride
+        if s < 2 or s & (s - 1):
+            raise ConfigError(f"{key}.input_stride", f"the conv tokenizers downsample by 2 per stage; {s} is not a power of 2")
+    sem = cfg.semantic
+    if sem.encoder == "vit" and sem.encoder_width % sem.encoder_heads:
+        raise ConfigError(
+            "semantic.encoder_width", f"{sem.encoder_width} is not divisible by encoder_heads={sem.encoder_heads}"
+        )
+    if sem.encoder == "video_swin_t" and cfg.stride != 32:
+        raise ConfigError("stride", f"video_swin_t has a fixed stride of 32, got {cfg.stride}")
+    if sem.decoder_width % sem.decoder_heads:
+        raise ConfigError(
+            "semantic.decoder_width", f"{sem.decoder_width} is not divisible by decoder_heads={sem.decoder_heads}"
+        )
+    if sem.vocab_size is not None and sem.vocab_size < 1:
+        raise ConfigError("semantic.vocab_size", f"must be positive, got {sem.vocab_size}")
+    if not 0.0 <= sem.clip < 1.0:
+        raise ConfigError("semantic.clip", f"must be in [0, 1), got {sem.clip}")
+    if not 0.0 < cfg.pixel.temperature_end <= cfg.pixel.temperature_start:
+        raise ConfigError("pixel.temperature_end", "must be positive and at most pixel.temperature_start")
+    if cfg.perceptual.feature_net == "vgg16" and not cfg.perceptual.feature_weights:
+        raise ConfigError(
+            "perceptual.feature_weights", "feature_net 'vgg16' needs a local weights file (nothing is downloaded)"
+        )
+    for key in ("epochs", "batch_size"):
+        if getattr(cfg.train, key) < 1:
+            raise ConfigError(f"train.{key}", f"must be positive, got {getattr(cfg.train, key)}")
+    if not 0.0 < cfg.data.words_keep_fraction <= 1.0:
+        raise ConfigError("data.words_keep_fraction", f"must be in (0, 1], got {cfg.data.words_keep_fraction}")
+    if not 0.0 < cfg.train.val_fraction < 1.0:
+        raise ConfigError("train.val_fraction", f"must be in (0, 1), got {cfg.train.val_fraction}")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Section 4.1: a ViT encoder, an 8-block decoder, 9,420 x 32 codes, lr 2e-4, 10 epochs,
+    # on the paper model's 4 frames of 256x256 (stride 32 -> an 8x8 grid per frame).
+    "paper": {
+        "semantic": {"encoder_width": 768, "encoder_depth": 12, "encoder_heads": 12},
+    },
+    # The quick model's 4 frames of 128x128 (a 4x4 grid); small enough for a 2-core CPU.
+    "quick": {
+        "image_size": 128,
+        # ~60 steps per epoch: check for dead codes every 10 steps when re-seeding is switched on.
+        "quantizer": {"reseed_every": 10},
+        "semantic": {
+            "encoder_width": 128,
+            "encoder_depth": 3,
+            "encoder_heads": 4,
+            "decoder_width": 128,
+            "decoder_depth": 2,
+            "decoder_heads": 4,
+        },
+        "pixel": {"hidden": 16, "max_hidden": 64, "code_embed_dim": 64},
+        "perceptual": {"hidden": 16, "max_hidden": 64, "feature_channels": [16, 32, 64]},
+        "train": {"epochs": 2, "batch_size": 32, "lr": 1e-3},
+    },
+    # Tests: 2 frames of 64x64 (a 2x2 grid), a 64-code book, one narrow block everywhere.
+    "smoke": {
+        "image_size": 64,
+        "num_frames": 2,
+        "quantizer": {"codebook_size": 64, "code_dim": 16},
+        "semantic": {
+            "encoder_width": 32,
+            "encoder_depth": 1,
+            "encoder_heads": 2,
+            "decoder_width": 32,
+            "decoder_depth": 1,
+            "decoder_heads": 2,
+        },
+        "pixel": {"hidden": 8, "max_hidden": 16, "code_embed_dim": 16},
+        "perceptual": {"hidden": 8, "max_hidden": 16, "feature_channels": [8, 16]},
+        "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3},
+    },
+}
+
+
+def preset_config(profile: str, overrides: dict[str, Any] | None = None) -> TokenizerConfig:
+    """The tokenizer config of a profile (``smoke``/``quick``/``paper``) with validated overrides."""
+    if profile not in PRESETS:
+        raise ConfigError(
+            "profile", f"unknown profile '{profile}'{close_match(profile, PRESETS)}; known: {', '.join(PRESETS)}"
+        )
+    base = from_dict(TokenizerConfig, copy.deepcopy(PRESETS[profile]))
+    return merge(base, overrides)

@@ -1,0 +1,88 @@
+import pytest
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+from evilm.tokenizers import create_tokenizer, preset_config
+
+VOCAB = 12
+
+
+def test_training_step_combines_word_loss_and_vq_terms(smoke_config, make_batch):
+    tok = create_tokenizer("semantic_focal", smoke_config)
+    step = tok.training_step(make_batch(smoke_config))
+    terms = step.terms
+    assert torch.allclose(step.loss, terms["token_loss"] + terms["codebook_loss"] + terms["commit_loss"])
+    assert step.codes.shape == (3, smoke_config.num_frames, 2, 2)
+    step.loss.backward()
+    # Encoder, codebook, decoder and HEAD^S all learn from eq. 7.
+    for name in ("encoder.vit.patch_embed.proj.weight", "quantizer.codebook", "decoder.proj.weight", "head.weight"):
+        assert dict(tok.named_parameters())[name].grad.abs().sum() > 0, name
+
+
+def test_word_loss_reaches_the_encoder_only_through_the_straight_through_path(smoke_config, make_batch):
+    tok = create_tokenizer("semantic_bce", smoke_config)
+    batch = make_batch(smoke_config)
+    quant = tok.quantizer(tok.embed(batch["frames"]))
+    logits = tok.word_logits(quant.z_q)
+    torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["word_targets"]).backward()
+    assert tok.encoder.vit.patch_embed.proj.weight.grad.abs().sum() > 0
+    assert tok.quantizer.codebook.grad is None
+
+
+def test_loss_choice_follows_the_name(smoke_config, make_batch):
+    batch = make_batch(smoke_config)
+    losses = {}
+    for name in ("semantic_focal", "semantic_bce"):
+        torch.manual_seed(0)
+        losses[name] = create_tokenizer(name, smoke_config).training_step(batch).terms["token_loss"]
+    assert losses["semantic_focal"] < losses["semantic_bce"]  # focal down-weights the many negatives
+    summed = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "word_reduction": "sum"}})
+    torch.manual_seed(0)
+    total = create_tokenizer("semantic_bce", summed).training_step(batch).terms["token_loss"]
+    assert total == pytest.approx(losses["semantic_bce"].item() * VOCAB, rel=1e-5)
+
+
+def test_a_few_steps_fit_a_fixed_batch(smoke_config, make_batch):
+    tok = create_tokenizer("semantic_focal", smoke_config)
+    batch = make_batch(smoke_config, batch=4)
+    opt = torch.optim.Adam([p for p in tok.parameters() if p.requires_grad], lr=3e-3)
+    first = None
+    for _ in range(8):
+        step = tok.training_step(batch)
+        opt.zero_grad()
+        step.loss.backward()
+        opt.step()
+        first = first if first is not None else step.terms["token_loss"].item()
+    assert step.terms["token_loss"].item() < 0.7 * first
+
+
+def test_encoder_weights_load_from_a_local_file(smoke_config, tmp_path):
+    cfg = smoke_config
+    reference = VisionTransformer(
+        img_size=cfg.image_size, patch_size=cfg.stride, embed_dim=cfg.semantic.encoder_width,
+        depth=cfg.semantic.encoder_depth, num_heads=cfg.semantic.encoder_heads, num_classes=0,
+        global_pool="", class_token=False,
+    )
+    path = tmp_path / "vit.pth"
+    torch.save({"model": reference.state_dict()}, path)
+    with_weights = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder_weights": str(path)}})
+    tok = create_tokenizer("semantic_focal", with_weights)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(tok.encoder.vit.state_dict()[key], value), key
+    torch.save({"something": torch.zeros(3)}, tmp_path / "bad.pth")
+    bad = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder_weights": str(tmp_path / "bad.pth")}})
+    with pytest.raises(ValueError, match="bad.pth: encoder weights lack"):
+        create_tokenizer("semantic_focal", bad)
+
+
+def test_video_swin_option_keeps_every_frame_on_the_stride_32_grid():
+    cfg = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder": "video_swin_t"}})
+    tok = create_tokenizer("semantic_focal", cfg).eval()
+    codes = tok.encode(torch.rand(1, 2, 3, 64, 96))
+    assert codes.shape == (1, 2, 2, 3)
+
+
+def test_training_at_another_size_than_configured_is_a_clear_error(smoke_config, make_batch):
+    tok = create_tokenizer("semantic_focal", smoke_config)
+    with pytest.raises(ValueError, match="configured num_frames and image_size"):
+        tok.training_step(make_batch(smoke_config, height=96, width=96))

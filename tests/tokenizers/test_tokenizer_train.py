@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from evilm.config import ConfigError
+from evilm.data.synthetic import WorldConfig, generate_world
+from evilm.tokenizers import CachedCodes, load_tokenizer, preset_config
+from evilm.tokenizers.train import bank_loader, build_tokenizer, cosine_lr, run, train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    path, _ = generate_world(
+        WorldConfig(profile="smoke", scale=0.5, workers=1, progress=False), tmp_path_factory.mktemp("world")
+    )
+    return path
+
+
+def random_loader(cfg, make_batch, batches=2):
+    return [make_batch(cfg, batch=4, seed=s) for s in range(batches)]
+
+
+def test_cosine_schedule():
+    assert cosine_lr(0, 100, 10) == pytest.approx(0.1)
+    assert cosine_lr(10, 100, 10) == pytest.approx(1.0)
+    assert cosine_lr(100, 100, 10) == pytest.approx(0.0)
+
+
+def test_loop_reports_losses_and_usage_per_epoch_and_is_deterministic(smoke_config, make_batch):
+    cfg = preset_config("smoke", {"name": "semantic_bce", "semantic": {"vocab_size": 12}, "train": {"epochs": 2}})
+    runs = []
+    for _ in range(2):
+        seen: list = []
+        tok = build_tokenizer(cfg)
+        loader = random_loader(cfg, make_batch)
+        metrics = train_tokenizer(tok, loader, loader, cfg.train, on_metrics=lambda m, s, seen=seen: seen.append((s, m)),
+                                  progress=False)
+        runs.append((metrics, tok.eval().encode(loader[0]["frames"])))
+        assert [s for s, _ in seen] == [1, 2]
+        for key in ("loss", "token_loss", "commit_loss", "train_usage_rate", "val_usage_rate", "val_perplexity"):
+            assert key in metrics
+    assert runs[0][0] == runs[1][0]
+    assert torch.equal(runs[0][1], runs[1][1])
+
+
+def test_loop_stops_on_a_non_finite_loss(smoke_config, make_batch):
+    tok = build_tokenizer(smoke_config)
+    batch = make_batch(smoke_config)
+    batch["frames"][0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        train_tokenizer(tok, [batch], None, smoke_config.train, progress=False)
+
+
+@pytest.mark.parametrize("name", ["semantic_focal", "pixel_dvae"])
+def test_stage_trains_saves_and_labels_a_generated_world(name, small_world, tmp_path):
+    cfg = preset_config("smoke", {"name": name})
+    reported = []
+    result = run(cfg, {"data": small_world}, tmp_path, on_metrics=lambda m, s: reported.append(s), progress=False)
+    assert set(result.artifacts) == {"tokenizer", "words", "codes"}
+    assert not list(tmp_path.glob("*.tmp"))
+    tok = load_tokenizer(result.artifacts["tokenizer"])
+    cached = CachedCodes(result.artifacts["codes"])
+    assert cached.codebook_size == tok.codebook_size == 64
+    for key in ("val_usage_rate", "val_perplexity", "train_eval_usage_rate", "probe_colour_acc", "probe_words_map"):
+        assert key in result.metrics
+    assert 0 < result.metrics["val_usage_rate"] <= 1
+    assert reported[-1] == cfg.train.epochs + 1
+
+
+def test_stage_input_errors(small_world, tmp_path):
+    cfg = preset_config("smoke")
+    with pytest.raises(KeyError, match="data"):
+        run(cfg, {}, tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="data.benchmark"):
+        run(preset_config("smoke", {"data": {"benchmark": "hmdb51"}}), {"data": small_world}, tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="semantic.vocab_size"):
+        run(preset_config("smoke", {"semantic": {"vocab_size": 3}}), {"data": small_world}, tmp_path, progress=False)
+
+
+def test_bank_loader_shuffles_deterministically(smoke_config):
+    data = list(range(10))
+    first = [b.tolist() for b in bank_loader(data, smoke_config.train, shuffle=True)]
+    again = [b.tolist() for b in bank_loader(data, smoke_config.train, shuffle=True)]
+    assert first == again and sorted(sum(first, [])) == data
