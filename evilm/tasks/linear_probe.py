@@ -1,0 +1,123 @@
+"""Linear-probe action recognition (HMDB51, K400; paper Table 3).
+
+The model is frozen: each clip goes through it once, alone (``fuse(video=...)``),
+and its video tokens are mean-pooled (or its CLS is taken) into one feature
+vector. Only a linear classifier (``LinearProbe``) is trained, by AdamW on the
+stored features; the result is top-1 accuracy on the test clips.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from evilm.config import ConfigError
+from evilm.models import EViLM, LinearProbe
+from evilm.stage import MetricsCallback, StageResult, report
+from evilm.tasks.common import FinetuneSettings, eval_batches, finish, load_start, make_dataset
+from evilm.train.checkpoint import derived_seed, generator_for
+from evilm.train.optim import OptimConfig, create_optimizer, create_scheduler
+from evilm.train.pretrain import NonFiniteLossError, resolve_device
+
+PROBE_BENCHMARKS = ("hmdb51", "k400")
+
+
+@dataclass
+class LinearProbeConfig:
+    benchmark: str = "hmdb51"
+    pool: Literal["mean", "cls"] = "mean"  # mean of the fused video tokens, or the video-only CLS
+    probe_epochs: int = 100  # passes over the stored features
+    probe_batch_size: int = 64
+    probe_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-2, weight_decay=1e-4, warmup_ratio=0.0))
+    train: FinetuneSettings = field(default_factory=FinetuneSettings)  # model, frames, device, seed, eval batch
+
+    def __post_init__(self):
+        if self.benchmark not in PROBE_BENCHMARKS:
+            raise ConfigError("benchmark", f"'{self.benchmark}' is not a linear-probe benchmark: {', '.join(PROBE_BENCHMARKS)}")
+        if self.probe_epochs < 1 or self.probe_batch_size < 1:
+            raise ConfigError("probe_epochs", "probe_epochs and probe_batch_size must be >= 1")
+
+
+@torch.no_grad()
+def extract_features(backbone: EViLM, dataset: Any, settings: FinetuneSettings, device: torch.device,
+                     pool: str, description: str) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Frozen features ``(N, D)``, labels ``(N,)`` and the data-set rows they came from."""
+    backbone.to(device).eval()
+    feats, labels, rows = [], [], []
+    for batch in eval_batches(dataset, settings, device, description):
+        out = backbone.fuse(video=backbone.encode_video(batch["frames"]))
+        feats.append((out.video.mean(1) if pool == "mean" else out.cls).float().cpu())
+        labels.append(batch["label"].cpu())
+        rows.extend(batch["index"].tolist())
+    if not feats:
+        raise ValueError(f"{description}: no clip could be read")
+    return torch.cat(feats), torch.cat(labels), rows
+
+
+def train_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: LinearProbeConfig,
+                seed: int) -> LinearProbe:
+    """A linear classifier on standardised features (the mean/std are folded into the layer)."""
+    mean, std = features.mean(0), features.std(0).clamp(min=1e-6)
+    x = (features - mean) / std
+    torch.manual_seed(derived_seed(seed, "probe init"))
+    probe = LinearProbe(features.shape[1], num_classes)
+    optimizer = create_optimizer(probe, cfg.probe_optim)
+    steps_per_epoch = math.ceil(len(x) / cfg.probe_batch_size)
+    scheduler = create_scheduler(optimizer, cfg.probe_epochs * steps_per_epoch, cfg.probe_optim)
+    for epoch in range(cfg.probe_epochs):
+        order = torch.randperm(len(x), generator=generator_for(seed, "probe order", epoch))
+        for idx in order.split(cfg.probe_batch_size):
+            loss = F.cross_entropy(probe(x[idx]), labels[idx])
+            if not math.isfinite(loss.item()):
+                raise NonFiniteLossError(epoch + 1, "linear probe loss", loss.item())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    with torch.no_grad():  # fold the standardisation in: probe(features) works on raw features
+        probe.fc.weight.div_(std)
+        probe.fc.bias.sub_(probe.fc.weight @ mean)
+    return probe
+
+
+def run(config: LinearProbeConfig, inputs: dict[str, Any], out_dir: str | Path,
+        on_metrics: MetricsCallback | None = None) -> StageResult:
+    """Stage: frozen features of the train and test clips, a linear classifier, top-1 accuracy.
+
+    Inputs: ``data`` (root), ``pretrained`` (model.pt; absent = a random frozen model, a floor).
+    """
+    from evilm.data import load_benchmark
+
+    settings = config.train
+    bench = load_benchmark(config.benchmark, inputs["data"])
+    classes = bench.classes
+    start = load_start(inputs, settings)
+    device = resolve_device(settings.device)
+    prefix = f"{config.benchmark}_probe"
+    train_set = make_dataset("class", bench.train, start, settings, train=False, classes=classes)
+    test_set = make_dataset("class", bench.test, start, settings, train=False, classes=classes)
+    x_train, y_train, _ = extract_features(start.backbone, train_set, settings, device, config.pool, f"{prefix} train")
+    x_test, y_test, rows = extract_features(start.backbone, test_set, settings, device, config.pool, f"{prefix} test")
+    probe = train_probe(x_train, y_train, len(classes), config, settings.seed)
+    with torch.no_grad():
+        train_acc = (probe(x_train).argmax(-1) == y_train).float().mean().item() * 100
+        predicted = probe(x_test).argmax(-1)
+    correct = (predicted == y_test).tolist()
+    metrics = {
+        f"{prefix}/top1": 100.0 * sum(correct) / len(correct),
+        f"{prefix}/train_top1": train_acc,
+        f"{prefix}/chance": 100.0 / len(classes),
+        f"{prefix}/test_items": float(len(correct)),
+        f"{prefix}/test_skipped": float(len(bench.test) - len(correct)),
+        f"{prefix}/pretrained": float(start.pretrained),
+    }
+    report(on_metrics, metrics, 0)
+    items = [{"index": r, "correct": int(c), "predicted": classes[int(p)], "label": classes[int(y)]}
+             for r, c, p, y in zip(rows, correct, predicted.tolist(), y_test.tolist())]
+    artifacts = finish(out_dir, metrics, {"metric": "correct", "items": items})
+    return StageResult(metrics=metrics, artifacts=artifacts)

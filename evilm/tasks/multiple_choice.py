@@ -1,0 +1,152 @@
+"""Multiple choice (MSRVTT-MC, TGIF-Action, TGIF-Transition): score each (video, option) pair.
+
+Each option (for TGIF: "question option") is fused with the video and scored
+from CLS; the highest score is the answer. Ties count against the model: an item
+is right only when the right option scores strictly higher than every other.
+
+- ``zero_shot``: the pretrained VTM head scores each pair (log p(match) - log p(mismatch)).
+- ``finetune``: ``MCHead`` is trained with a softmax over the options. MSRVTT-MC has no
+  training split; as in the field, it is trained on MSRVTT retrieval's training
+  captions, each with ``num_options - 1`` captions of other videos as wrong options.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evilm.config import ConfigError
+from evilm.data import MCItem, load_benchmark
+from evilm.models import EViLM, MCHead, VTMHead
+from evilm.stage import MetricsCallback, StageResult, report
+from evilm.tasks.common import FinetuneSettings, eval_batches, finetune, finish, load_start, make_dataset
+from evilm.train.checkpoint import derived_seed
+from evilm.train.pretrain import resolve_device
+
+MC_BENCHMARKS = ("msrvtt_mc", "tgif_action", "tgif_transition")
+TRAIN_FROM = {"msrvtt_mc": "msrvtt_ret"}  # benchmarks without a training split
+
+
+@dataclass
+class MCConfig:
+    benchmark: str = "msrvtt_mc"
+    mode: Literal["finetune", "zero_shot"] = "finetune"
+    num_options: int = 5  # options per training item made from captions (MSRVTT-MC)
+    train: FinetuneSettings = field(default_factory=FinetuneSettings)
+
+    def __post_init__(self):
+        if self.benchmark not in MC_BENCHMARKS:
+            raise ConfigError("benchmark", f"'{self.benchmark}' is not a multiple-choice benchmark: {', '.join(MC_BENCHMARKS)}")
+        if self.num_options < 2:
+            raise ConfigError("num_options", f"must be >= 2, got {self.num_options}")
+
+
+class MCModel(nn.Module):
+    """Backbone + a scorer on CLS (``MCHead`` or the pretrained ``VTMHead``)."""
+
+    def __init__(self, backbone: EViLM, scorer: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.scorer = scorer
+
+    def forward(self, frames: torch.Tensor, option_ids: torch.Tensor, option_mask: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, K)`` of clips ``(B, T, 3, H, W)`` against options ``(B, K, L)``; each clip is encoded once."""
+        b, k, length = option_ids.shape
+        video = self.backbone.encode_video(frames)
+        ids, mask = option_ids.reshape(b * k, length), option_mask.reshape(b * k, length)
+        fused = self.backbone.fuse(video=video.repeat_interleave(k, dim=0), text=self.backbone.encode_text(ids, mask),
+                                   text_mask=mask)
+        if isinstance(self.scorer, VTMHead):
+            return self.scorer.match_score(fused.cls).view(b, k)
+        return self.scorer(fused.cls).view(b, k)
+
+
+def is_correct(scores: torch.Tensor, answer: int) -> bool:
+    """Right only when the answer's score beats every other option: a tie counts against it."""
+    others = torch.cat([scores[:answer], scores[answer + 1 :]])
+    return bool(scores[answer] > others.max())
+
+
+def caption_choices(records: list, num_options: int, seed: int) -> list[MCItem]:
+    """Multiple-choice items from video-caption records: the caption among captions of other videos."""
+    if len({r.caption for r in records}) < num_options:
+        raise ValueError(f"{len(records)} captions hold fewer than {num_options} distinct ones: cannot make options")
+    rng = random.Random(derived_seed(seed, "caption choices"))
+    items = []
+    for record in records:
+        others = []
+        while len(others) < num_options - 1:
+            other = records[rng.randrange(len(records))]
+            if other.video_id != record.video_id and other.caption != record.caption and other.caption not in others:
+                others.append(other.caption)
+        answer = rng.randrange(num_options)
+        options = others[:answer] + [record.caption] + others[answer:]
+        items.append(MCItem(record.video_id, record.video_path, options, answer, source=record.source))
+    return items
+
+
+def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metrics: MetricsCallback | None = None) -> StageResult:
+    """Stage: zero-shot (VTM head) or fine-tuned multiple choice; accuracy on the test items.
+
+    Inputs: ``data`` (root), ``pretrained`` (model.pt; required for zero-shot), ``text_tokenizer`` (optional).
+    """
+    settings = config.train
+    start = load_start(inputs, settings)
+    bench = load_benchmark(config.benchmark, inputs["data"])
+    test_records = bench.test
+    prefix = config.benchmark + ("_zs" if config.mode == "zero_shot" else "")
+    if config.mode == "zero_shot":
+        if "vtm" not in start.heads:
+            raise ValueError("zero-shot multiple choice scores pairs with the pretrained VTM head; "
+                             f"{'the pretrained model has none (pretrained without VTM)' if start.pretrained else 'no pretrained model was given'}")
+        scorer = VTMHead(start.backbone.width)
+        scorer.load_state_dict(start.heads["vtm"])
+        model = MCModel(start.backbone, scorer)
+        metrics: dict[str, float] = {}
+    else:
+        model = MCModel(start.backbone, MCHead(start.backbone.width))
+        if config.benchmark in TRAIN_FROM:
+            source = load_benchmark(TRAIN_FROM[config.benchmark], inputs["data"]).train
+            train_records = caption_choices(source, config.num_options, settings.seed)
+        else:
+            train_records = bench.train
+        if not train_records:
+            raise ValueError(f"{config.benchmark}: no training items under {inputs['data']}")
+        train_set = make_dataset("mc", train_records, start, settings, train=True)
+
+        def loss_fn(batch):
+            scores = model(batch["frames"], batch["option_ids"], batch["option_mask"])
+            acc = (scores.detach().argmax(-1) == batch["answer"]).float().mean()
+            return F.cross_entropy(scores.float(), batch["answer"]), {"acc": acc}
+
+        metrics = finetune(model, train_set, settings, loss_fn, on_metrics, prefix)
+
+    device = resolve_device(settings.device)
+    model.to(device).eval()
+    test_set = make_dataset("mc", test_records, start, settings, train=False)
+    rows = []
+    with torch.no_grad():
+        for batch in eval_batches(test_set, settings, device, f"{prefix} test"):
+            scores = model(batch["frames"], batch["option_ids"], batch["option_mask"]).float().cpu()
+            for i, index in enumerate(batch["index"].tolist()):
+                answer = test_records[index].answer
+                predicted = int(scores[i].argmax())
+                rows.append({"index": index, "correct": int(is_correct(scores[i], answer)),
+                             "predicted": predicted, "answer": test_records[index].answer,
+                             "scores": [round(float(s), 5) for s in scores[i]]})
+    if not rows:
+        raise ValueError(f"{prefix}: no test item could be evaluated (all clips unreadable)")
+    metrics[f"{prefix}/acc"] = 100.0 * sum(r["correct"] for r in rows) / len(rows)
+    metrics[f"{prefix}/chance"] = 100.0 * sum(1.0 / len(r.options) for r in test_records) / len(test_records)
+    metrics[f"{prefix}/test_items"] = float(len(rows))
+    metrics[f"{prefix}/test_skipped"] = float(len(test_records) - len(rows))
+    metrics[f"{prefix}/pretrained"] = float(start.pretrained)
+    report(on_metrics, metrics, int(metrics.get(f"{prefix}/train_steps", 0)))
+    artifacts = finish(out_dir, metrics, {"metric": "correct", "items": rows})
+    return StageResult(metrics=metrics, artifacts=artifacts)

@@ -1,0 +1,295 @@
+"""Text-to-video retrieval (MSRVTT, DiDeMo) with unimodal encoding (paper Section 4.2, refs [76, 78]).
+
+Fine-tuning: a video goes through the model alone (``fuse(video=...)``), a text
+alone (``fuse(text=...)``); ``RetrievalHead`` projects each CLS to an l2-normalised
+embedding and a symmetric contrastive loss pulls matched pairs together against
+the batch's other pairs (captions of the same video count as matches).
+
+Evaluation encodes each test video and each test text once and ranks all videos
+for every text by one matrix product. Optionally the top ``rerank_k`` videos of
+each text are re-ordered by the pretrained VTM head (one fused pass per pair).
+With ``mc_benchmark`` the same model also answers a multiple-choice benchmark
+(MSRVTT-MC, as the field does with its retrieval model): each option's text
+embedding against the video's.
+
+Zero-shot (no fine-tuning): the pretrained model has no retrieval projection, so
+pairs are scored by the VTM head: all pairs when ``rerank_k`` is 0, else the top
+``rerank_k`` of a first ranking by the cosine of the unimodal CLS vectors.
+
+Ranks use ``evilm.tasks.metrics.retrieval_ranks`` with the configured tie rule
+(default pessimistic: a tie counts against the correct video).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evilm.config import ConfigError
+from evilm.models import EViLM, RetrievalHead, VTMHead
+from evilm.stage import MetricsCallback, StageResult, report
+from evilm.tasks.common import (
+    FinetuneSettings,
+    eval_batches,
+    finetune,
+    finish,
+    load_start,
+    make_dataset,
+    write_json,
+)
+from evilm.tasks.metrics import TieRule, retrieval_metrics, retrieval_ranks
+from evilm.tasks.multiple_choice import MC_BENCHMARKS, MCModel, is_correct
+from evilm.train.data import records_of
+from evilm.train.pretrain import resolve_device
+
+RETRIEVAL_BENCHMARKS = ("msrvtt_ret", "didemo_ret")
+
+
+@dataclass
+class RetrievalConfig:
+    benchmark: str = "msrvtt_ret"
+    mode: Literal["finetune", "zero_shot"] = "finetune"
+    embed_dim: int = 256
+    temperature: float = 0.05  # initial softmax temperature of the contrastive loss (learned)
+    rerank_k: int = 0  # > 0: re-order each text's top k videos with the pretrained VTM head
+    ties: TieRule = "pessimistic"
+    # also answer this multiple-choice benchmark with the retrieval model (the field's way for
+    # MSRVTT-MC): each option's text embedding against the video's (VTM scores in zero-shot mode)
+    mc_benchmark: str | None = None
+    train: FinetuneSettings = field(default_factory=FinetuneSettings)
+
+    def __post_init__(self):
+        if self.benchmark not in RETRIEVAL_BENCHMARKS:
+            raise ConfigError("benchmark", f"'{self.benchmark}' is not a retrieval benchmark: {', '.join(RETRIEVAL_BENCHMARKS)}")
+        if self.temperature <= 0:
+            raise ConfigError("temperature", f"must be > 0, got {self.temperature}")
+        if self.rerank_k < 0:
+            raise ConfigError("rerank_k", f"must be >= 0, got {self.rerank_k}")
+        if self.mc_benchmark is not None and self.mc_benchmark not in MC_BENCHMARKS:
+            raise ConfigError("mc_benchmark", f"'{self.mc_benchmark}' is not one of {', '.join(MC_BENCHMARKS)}")
+
+
+class RetrievalModel(nn.Module):
+    def __init__(self, backbone: EViLM, embed_dim: int, temperature: float):
+        super().__init__()
+        self.backbone = backbone
+        self.head = RetrievalHead(backbone.width, embed_dim)
+        self.log_scale = nn.Parameter(torch.tensor(-torch.log(torch.tensor(temperature)).item()))
+
+    def video_cls(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.backbone.fuse(video=self.backbone.encode_video(frames)).cls
+
+    def text_cls(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.backbone.fuse(text=self.backbone.encode_text(input_ids, attention_mask), text_mask=attention_mask).cls
+
+    def embed_videos(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.head.video(self.video_cls(frames))
+
+    def embed_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head.text(self.text_cls(input_ids, attention_mask))
+
+
+def contrastive_loss(video: torch.Tensor, text: torch.Tensor, same_video: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch of pairs; ``same_video (B, B)`` marks every matching pair.
+
+    Each row's loss is -log of the softmax mass on its matches, so a video's other
+    captions in the batch are not pushed away as negatives.
+    """
+    logits = scale * text.float() @ video.float().t()  # (texts, videos)
+    log_t2v = logits.log_softmax(1).masked_fill(~same_video, float("-inf")).logsumexp(1)
+    log_v2t = logits.t().log_softmax(1).masked_fill(~same_video.t(), float("-inf")).logsumexp(1)
+    return -(log_t2v.mean() + log_v2t.mean()) / 2
+
+
+@torch.no_grad()
+def encode_test_set(model: RetrievalModel, dataset: Any, settings: FinetuneSettings, device: torch.device,
+                    unimodal_heads: bool, keep_tokens: bool) -> dict[str, Any]:
+    """Each video and each text of the test set through the model once.
+
+    Returns embeddings (or plain unimodal CLS vectors when ``unimodal_heads`` is False), the
+    encoder outputs (when ``keep_tokens``, for VTM scoring), the query -> video targets, and
+    the throughput.
+    """
+    records = dataset.records
+    video_index: dict[str, int] = {}
+    for r in records:
+        video_index.setdefault(r.video_id, len(video_index))
+    video_emb, text_emb, video_tokens, text_tokens, text_masks = {}, [], {}, [], []
+    targets, query_rows = [], []
+    video_seconds = text_seconds = 0.0
+    for batch in eval_batches(dataset, settings, device, "encode test set"):
+        # texts: every record is a query
+        t0 = time.perf_counter()
+        t = model.backbone.encode_text(batch["input_ids"], batch["attention_mask"])
+        cls = model.backbone.fuse(text=t, text_mask=batch["attention_mask"]).cls
+        text_emb.append(model.head.text(cls) if unimodal_heads else F.normalize(cls, dim=-1))
+        if keep_tokens:
+            text_tokens.extend(t.cpu().unbind(0))
+            text_masks.extend(batch["attention_mask"].cpu().unbind(0))
+        text_seconds += time.perf_counter() - t0
+        # videos: once each, however many captions they have
+        fresh = [i for i, vid in enumerate(batch["video_id"]) if video_index[vid] not in video_emb
+                 and vid not in batch["video_id"][:i]]
+        if fresh:
+            t0 = time.perf_counter()
+            v = model.backbone.encode_video(batch["frames"][fresh])
+            cls = model.backbone.fuse(video=v).cls
+            emb = model.head.video(cls) if unimodal_heads else F.normalize(cls, dim=-1)
+            for j, i in enumerate(fresh):
+                video_emb[video_index[batch["video_id"][i]]] = emb[j]
+                if keep_tokens:
+                    video_tokens[video_index[batch["video_id"][i]]] = v[j].cpu()
+            video_seconds += time.perf_counter() - t0
+        targets.extend(video_index[vid] for vid in batch["video_id"])
+        query_rows.extend(batch["index"].tolist())
+    missing = [vid for vid, i in video_index.items() if i not in video_emb]
+    if missing:
+        raise ValueError(f"test videos could not be read: {missing[:5]} ({len(missing)} in all)")
+    return {
+        "videos": torch.stack([video_emb[i] for i in range(len(video_index))]),
+        "texts": torch.cat(text_emb),
+        "video_tokens": [video_tokens[i] for i in range(len(video_index))] if keep_tokens else [],
+        "text_tokens": text_tokens,
+        "text_masks": text_masks,
+        "targets": torch.tensor(targets),
+        "query_rows": query_rows,
+        "videos_per_s": len(video_index) / max(video_seconds, 1e-9),
+        "texts_per_s": len(targets) / max(text_seconds, 1e-9),
+    }
+
+
+@torch.no_grad()
+def vtm_scores(backbone: EViLM, head: VTMHead, enc: dict[str, Any], pairs: torch.Tensor, device: torch.device,
+               batch_size: int = 64) -> torch.Tensor:
+    """VTM match scores of (text, video) index pairs ``(P, 2)``, fusing the stored encoder outputs."""
+    scores = []
+    for chunk in pairs.split(batch_size):
+        text = torch.stack([enc["text_tokens"][int(q)] for q in chunk[:, 0]]).to(device)
+        mask = torch.stack([enc["text_masks"][int(q)] for q in chunk[:, 0]]).to(device)
+        video = torch.stack([enc["video_tokens"][int(v)] for v in chunk[:, 1]]).to(device)
+        scores.append(head.match_score(backbone.fuse(video=video, text=text, text_mask=mask).cls).float().cpu())
+    return torch.cat(scores) if scores else torch.zeros(0)
+
+
+def rerank(similarity: torch.Tensor, k: int, score_fn) -> torch.Tensor:
+    """Each row's top ``k`` by ``similarity`` (cosines, <= 1) re-ordered by ``score_fn``, kept above the rest."""
+    k = min(k, similarity.shape[1])
+    top = similarity.topk(k, dim=1).indices  # (Q, k)
+    pairs = torch.stack([torch.arange(len(similarity)).repeat_interleave(k), top.reshape(-1)], dim=1)
+    new = score_fn(pairs).view(-1, k)
+    out = similarity.clone()
+    out.scatter_(1, top, 2.0 + new - new.min(dim=1, keepdim=True).values)  # >= 2 > any cosine
+    return out
+
+
+def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on_metrics: MetricsCallback | None = None) -> StageResult:
+    """Stage: fine-tuned (unimodal, contrastive) or zero-shot (VTM) text-to-video retrieval.
+
+    Inputs: ``data`` (root), ``pretrained`` (model.pt; required for zero-shot and re-ranking),
+    ``text_tokenizer`` (optional). Metrics: R@1/5/10, median and mean rank, encoding throughput
+    and ranking time. ``per_item.json`` has the rank of the correct video for each text.
+    """
+    settings = config.train
+    bench, train_records = records_of(config.benchmark, inputs["data"], "train")
+    test_records = bench.test
+    start = load_start(inputs, settings)
+    needs_vtm = config.mode == "zero_shot" or config.rerank_k > 0
+    vtm_head = None
+    if needs_vtm:
+        if "vtm" not in start.heads:
+            raise ValueError(f"{config.mode} retrieval{' with re-ranking' if config.rerank_k else ''} needs the "
+                             "pretrained VTM head; " + ("the pretrained model has none" if start.pretrained
+                                                         else "no pretrained model was given"))
+        vtm_head = VTMHead(start.backbone.width)
+        vtm_head.load_state_dict(start.heads["vtm"])
+    model = RetrievalModel(start.backbone, config.embed_dim, config.temperature)
+    prefix = config.benchmark + ("_zs" if config.mode == "zero_shot" else "")
+    metrics: dict[str, float] = {}
+    if config.mode == "finetune":
+        train_set = make_dataset("video_text", train_records, start, settings, train=True)
+
+        def loss_fn(batch):
+            vids = batch["video_id"]
+            same = torch.tensor([[a == b for b in vids] for a in vids], device=batch["frames"].device)
+            video = model.embed_videos(batch["frames"])
+            text = model.embed_texts(batch["input_ids"], batch["attention_mask"])
+            return contrastive_loss(video, text, same, model.log_scale.exp().clamp(max=100.0)), {}
+
+        metrics.update(finetune(model, train_set, settings, loss_fn, on_metrics, prefix))
+
+    device = resolve_device(settings.device)
+    model.to(device).eval()
+    if vtm_head is not None:
+        vtm_head.to(device).eval()
+    test_set = make_dataset("video_text", test_records, start, settings, train=False)
+    enc = encode_test_set(model, test_set, settings, device, unimodal_heads=config.mode == "finetune",
+                          keep_tokens=needs_vtm)
+    t0 = time.perf_counter()
+    similarity = (enc["texts"].float() @ enc["videos"].float().t()).cpu()
+    rank_seconds = time.perf_counter() - t0
+
+    def score_fn(pairs):
+        return vtm_scores(start.backbone, vtm_head, enc, pairs, device, settings.eval_batch_size)
+
+    if config.mode == "zero_shot" and config.rerank_k == 0:
+        q, v = similarity.shape
+        pairs = torch.stack(torch.meshgrid(torch.arange(q), torch.arange(v), indexing="ij"), -1).reshape(-1, 2)
+        similarity = score_fn(pairs).view(q, v)
+    elif config.rerank_k > 0:
+        similarity = rerank(similarity, config.rerank_k, score_fn)
+    ranks = retrieval_ranks(similarity, enc["targets"], ties=config.ties)
+    metrics.update({f"{prefix}/{k}": v for k, v in retrieval_metrics(ranks).items()})
+    metrics[f"{prefix}/queries"] = float(len(ranks))
+    metrics[f"{prefix}/videos"] = float(similarity.shape[1])
+    metrics[f"{prefix}/videos_encoded_per_s"] = enc["videos_per_s"]
+    metrics[f"{prefix}/texts_encoded_per_s"] = enc["texts_per_s"]
+    metrics[f"{prefix}/ranking_seconds"] = rank_seconds
+    metrics[f"{prefix}/pretrained"] = float(start.pretrained)
+    mc_items = None
+    if config.mc_benchmark is not None:
+        mc_items = answer_choices(model, vtm_head if config.mode == "zero_shot" else None, config.mc_benchmark,
+                                  inputs["data"], start, settings, device)
+        metrics[f"{prefix}/{config.mc_benchmark}_acc"] = 100.0 * sum(i["correct"] for i in mc_items) / len(mc_items)
+    report(on_metrics, metrics, int(metrics.get(f"{prefix}/train_steps", 0)))
+    items = [{"index": row, "rank": float(r)} for row, r in zip(enc["query_rows"], ranks.tolist())]
+    artifacts = finish(out_dir, metrics, {"metric": "rank", "ties": config.ties, "items": items})
+    if mc_items is not None:
+        artifacts["per_item_mc"] = write_json(Path(out_dir) / "per_item_mc.json",
+                                              {"metric": "correct", "benchmark": config.mc_benchmark, "items": mc_items})
+    return StageResult(metrics=metrics, artifacts=artifacts)
+
+
+@torch.no_grad()
+def answer_choices(model: RetrievalModel, vtm_head: VTMHead | None, benchmark: str, data_root: Any, start: Any,
+                   settings: FinetuneSettings, device: torch.device) -> list[dict[str, Any]]:
+    """Multiple choice with the retrieval model: the option whose embedding is closest to the video's
+    (or, given ``vtm_head``, the option the VTM head matches best). Ties count against the answer."""
+    from evilm.data import load_benchmark
+
+    records = load_benchmark(benchmark, data_root).test
+    dataset = make_dataset("mc", records, start, settings, train=False)
+    scorer = MCModel(model.backbone, vtm_head) if vtm_head is not None else None
+    rows = []
+    for batch in eval_batches(dataset, settings, device, f"{benchmark} with the retrieval model"):
+        ids, mask = batch["option_ids"], batch["option_mask"]
+        b, k, length = ids.shape
+        if scorer is not None:
+            scores = scorer(batch["frames"], ids, mask)
+        else:
+            video = model.embed_videos(batch["frames"])  # (B, E)
+            text = model.embed_texts(ids.reshape(b * k, length), mask.reshape(b * k, length)).view(b, k, -1)
+            scores = (text @ video[:, :, None]).squeeze(-1)
+        scores = scores.float().cpu()
+        for i, index in enumerate(batch["index"].tolist()):
+            answer = records[index].answer
+            rows.append({"index": index, "correct": int(is_correct(scores[i], answer)),
+                         "predicted": int(scores[i].argmax()), "answer": answer})
+    if not rows:
+        raise ValueError(f"{benchmark}: no test item could be evaluated (all clips unreadable)")
+    return rows

@@ -1,0 +1,28 @@
+"""Shared fixtures for the task tests: one `smoke` world and one untrained `smoke` model file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evilm.data import TextTokenizer, text_corpus
+from evilm.data.synthetic import WorldConfig, generate_world
+from evilm.models import create_model
+from evilm.train.pretrain import EViLMForPretraining, save_pretrained
+
+
+@pytest.fixture(scope="session")
+def smoke_world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("worlds")
+    path, _ = generate_world(WorldConfig(profile="smoke", seed=0, progress=False), root)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smoke_model_file(smoke_world, tmp_path_factory):
+    """A `model.pt` as pretraining writes it (MLM + VTM heads), without the training."""
+    tokenizer = TextTokenizer.build(text_corpus(smoke_world), keep_fraction=1.0)
+    torch.manual_seed(0)
+    model = EViLMForPretraining(create_model("smoke", text={"vocab_size": tokenizer.vocab_size}), ["mlm", "vtm"])
+    path = tmp_path_factory.mktemp("pretrained") / "model.pt"
+    return save_pretrained(path, model, meta={"text_vocab": tokenizer.vocab})
