@@ -152,6 +152,7 @@ def encode_test_set(model: RetrievalModel, dataset: Any, settings: FinetuneSetti
     if missing:
         raise ValueError(f"test videos could not be read: {missing[:5]} ({len(missing)} in all)")
     return {
+        "video_ids": list(video_index),
         "videos": torch.stack([video_emb[i] for i in range(len(video_index))]),
         "texts": torch.cat(text_emb),
         "video_tokens": [video_tokens[i] for i in range(len(video_index))] if keep_tokens else [],
@@ -253,8 +254,9 @@ def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on
     metrics[f"{prefix}/pretrained"] = float(start.pretrained)
     mc_items = None
     if config.mc_benchmark is not None:
+        known = dict(zip(enc["video_ids"], enc["videos"])) if config.mode == "finetune" else {}
         mc_items = answer_choices(model, vtm_head if config.mode == "zero_shot" else None, config.mc_benchmark,
-                                  inputs["data"], start, settings, device)
+                                  inputs["data"], start, settings, device, known)
         metrics[f"{prefix}/{config.mc_benchmark}_acc"] = 100.0 * sum(i["correct"] for i in mc_items) / len(mc_items)
     report(on_metrics, metrics, int(metrics.get(f"{prefix}/train_steps", 0)))
     items = [{"index": row, "rank": float(r)} for row, r in zip(enc["query_rows"], ranks.tolist())]
@@ -267,9 +269,14 @@ def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on
 
 @torch.no_grad()
 def answer_choices(model: RetrievalModel, vtm_head: VTMHead | None, benchmark: str, data_root: Any, start: Any,
-                   settings: FinetuneSettings, device: torch.device) -> list[dict[str, Any]]:
+                   settings: FinetuneSettings, device: torch.device,
+                   known_videos: dict[str, torch.Tensor] | None = None) -> list[dict[str, Any]]:
     """Multiple choice with the retrieval model: the option whose embedding is closest to the video's
-    (or, given ``vtm_head``, the option the VTM head matches best). Ties count against the answer."""
+    (or, given ``vtm_head``, the option the VTM head matches best). Ties count against the answer.
+
+    ``known_videos`` (video id -> embedding) saves encoding the videos the retrieval test already did.
+    """
+    known_videos = known_videos or {}
     from evilm.data import load_benchmark
 
     records = load_benchmark(benchmark, data_root).test
@@ -282,14 +289,19 @@ def answer_choices(model: RetrievalModel, vtm_head: VTMHead | None, benchmark: s
         if scorer is not None:
             scores = scorer(batch["frames"], ids, mask)
         else:
-            video = model.embed_videos(batch["frames"])  # (B, E)
+            vids = batch["video_id"]
+            if all(v in known_videos for v in vids):
+                video = torch.stack([known_videos[v] for v in vids]).to(device)
+            else:
+                video = model.embed_videos(batch["frames"])  # (B, E)
             text = model.embed_texts(ids.reshape(b * k, length), mask.reshape(b * k, length)).view(b, k, -1)
             scores = (text @ video[:, :, None]).squeeze(-1)
         scores = scores.float().cpu()
         for i, index in enumerate(batch["index"].tolist()):
             answer = records[index].answer
             rows.append({"index": index, "correct": int(is_correct(scores[i], answer)),
-                         "predicted": int(scores[i].argmax()), "answer": answer})
+                         "predicted": int(scores[i].argmax()), "answer": answer,
+                         "scores": [round(float(x), 5) for x in scores[i]]})
     if not rows:
         raise ValueError(f"{benchmark}: no test item could be evaluated (all clips unreadable)")
     return rows
