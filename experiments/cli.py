@@ -127,12 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=int, help="at most this many trials in this invocation")
     p.add_argument(
         "--storage",
-        help="Optuna storage URL or a journal file (*.log) (default: sqlite optuna.db beside the MLflow store)",
+        help="Optuna storage: a URL (postgresql://user@host/db for workers on many machines), or a journal "
+        "file (journal:///path, or a path ending in .log/.journal) for local workers "
+        "(default: sqlite optuna.db beside the MLflow store)",
     )
     p.add_argument(
         "--worker",
         action="store_true",
-        help="other workers share the study: fail only trials whose heartbeat stopped",
+        help="other workers share the study: fail only trials whose heartbeat stopped (or, for a journal "
+        "file, whose process on this host is gone); each grid point runs once across workers",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds between a running trial's heartbeats in an RDB storage; a trial silent for 2 "
+        "intervals is failed and its point rerun (default: 60)",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="print the study's state and the first point's plan"
@@ -327,12 +338,15 @@ def _sweep(args, root, spec, profile, seeds, cli_set, tracker, runner, stem):
         cli_set,
         storage=args.storage,
         worker=getattr(args, "worker", False),
+        heartbeat_s=getattr(args, "heartbeat", 60.0),
         reports_dir=args.reports_dir,
         stem=stem,
     )
 
 
 def cmd_sweep(args, console: Console) -> int:
+    from experiments.tracking import mask_url
+
     root, spec, profile, seeds, cli_set, tracker, runner, stem = _setup(args)
     if not isinstance(spec, SweepSpec):
         raise SpecError(f"'{spec.name}' is a {spec.kind}: use `python -m experiments run {spec.name}`")
@@ -343,7 +357,7 @@ def cmd_sweep(args, console: Console) -> int:
         states: dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
             states[t.state.name] = states.get(t.state.name, 0) + 1
-        print(f"study {sweep.name} in {sweep.storage_url}")
+        print(f"study {sweep.name} in {mask_url(sweep.storage_url)}")
         print(f"trials: {states or 'none yet'}; to run: {len(fresh)} new, {len(failed)} to retry")
         first = (
             fresh[0]

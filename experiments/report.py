@@ -221,7 +221,7 @@ def header(
         f"- **Hardware**: {'; '.join(hardware)}",
         f"- **Seeds**: {', '.join(map(str, plan.seeds))}",
         f"- **Overrides**: {', '.join(f'`{k}={v}`' for k, v in overrides.items()) if overrides else 'none'}",
-        f"- **Store**: `{tracker.uri}`; generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        f"- **Store**: `{tracker.display_uri}`; generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         "",
     ]
     if plan.profile != "paper" and trains:

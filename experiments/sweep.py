@@ -6,9 +6,19 @@ Optuna storage URL works) under a name derived from the spec, profile, seeds and
 overrides, so rerunning the same command resumes it:
 
 1. trials a killed process left ``RUNNING`` are failed (single worker; with
-   ``--worker`` only those whose heartbeat stopped);
+   ``--worker`` only those whose heartbeat stopped — Optuna's RDB heartbeat — or,
+   for a journal file, whose process on this host is gone), and their MLflow
+   runs are marked ``KILLED``;
 2. the sampler runs the points never tried;
 3. points that failed (or were killed) are enqueued and run again.
+
+Several workers (``--worker``, on one machine with a journal file, on many with
+``postgresql://``) share one study. Before a trial runs its point it *claims*
+it: it creates the study ``<study>:claim:<point>:<attempt>`` (``attempt`` = how
+many claimed trials of that point failed). Study names are unique in every
+Optuna storage, so exactly one worker wins each claim; a trial that loses it, or
+whose point is already complete, is ``PRUNED`` without running anything. A point
+therefore completes once, and is retried only after its last attempt failed.
 
 A trial's stages go through the same runner as tables, so the stages a trial
 shares with earlier trials or tables (data, tokenizer) are reused, not rerun.
@@ -20,6 +30,9 @@ import hashlib
 import itertools
 import json
 import math
+import os
+import socket
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages._heartbeat import BaseHeartbeat  # RDB storages; journal files have no heartbeat
 from optuna.trial import TrialState
 
 from experiments.plan import Layer, Variant, build_plan, profile_layers
@@ -34,9 +48,11 @@ from experiments.report import TrialRecord, header, plot_sweep, sweep_markdown
 from experiments.runner import Runner
 from experiments.specs import SearchParam, SweepSpec, load_pipeline
 from experiments.stages import StageKind
-from experiments.tracking import TAG, Tracker
+from experiments.tracking import TAG, Tracker, database_url, mask_url
 
-HEARTBEAT_S = 60
+HEARTBEAT_S = 60  # Optuna's RDB heartbeat; a trial silent for 2 intervals is stale
+CLAIM_ATTR = "evilm.claim"  # the trial's claim (study name) on its point
+HOST_ATTR, PID_ATTR = "evilm.host", "evilm.pid"
 
 
 class TrialFailed(RuntimeError):
@@ -71,14 +87,36 @@ def default_storage(tracker: Tracker) -> str:
     return f"sqlite:///{tracker.store_dir / 'optuna.db'}"
 
 
-def open_storage(url: str):
+def journal_path(url: str) -> Path | None:
+    """The file of a journal storage (``journal:///abs/path``, or a path ending in .log/.journal), else None."""
+    if url.startswith("journal://"):
+        return Path(url.removeprefix("journal://"))
     if url.endswith((".log", ".journal")) and "://" not in url:
+        return Path(url)
+    return None
+
+
+def open_storage(url: str, heartbeat_s: float = HEARTBEAT_S):
+    """An Optuna storage: a journal file (safe for local concurrent workers, unlike SQLite) or any
+    SQLAlchemy URL (``postgresql://`` for workers on many machines) with heartbeats every ``heartbeat_s``."""
+    journal = journal_path(url)
+    if journal is not None:
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(url))
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and what makes --worker safe
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S)
+        interval = max(1, round(heartbeat_s))
+        for attempt in range(3):
+            try:
+                return optuna.storages.RDBStorage(
+                    database_url(url), heartbeat_interval=interval, grace_period=2 * interval
+                )
+            except Exception as err:  # workers starting together on an empty database race to make the schema
+                if "already exists" not in str(err) or attempt == 2:
+                    raise
+                time.sleep(0.5 + attempt)
 
 
 def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -117,6 +155,7 @@ class Sweep:
         kinds: Mapping[str, StageKind] | None = None,
         reports_dir: Path = Path("reports"),
         stem: str | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
     ):
         self.reports_dir = Path(reports_dir)
         self.stem = stem or spec.name
@@ -124,6 +163,7 @@ class Sweep:
         self.profile, self.seeds, self.cli_set = profile, list(seeds), dict(cli_set)
         self.storage_url = storage or default_storage(tracker)
         self.worker = worker
+        self.heartbeat_s = heartbeat_s
         self.kinds = kinds
         self.name = study_name(spec, profile, self.seeds, self.cli_set)
         self.pipeline = load_pipeline(spec.base, self.root)
@@ -154,7 +194,7 @@ class Sweep:
             else:
                 sampler = optuna.samplers.TPESampler(seed=0)
         if self._storage is None:
-            self._storage = open_storage(self.storage_url)
+            self._storage = open_storage(self.storage_url, self.heartbeat_s)
         return optuna.create_study(
             study_name=self.name,
             storage=self._storage,
@@ -169,11 +209,12 @@ class Sweep:
         complete = {_key(t.params) for t in trials if t.state == TrialState.COMPLETE}
         tried = {_key(t.params) for t in trials if t.state != TrialState.WAITING}
         waiting = {_key(t.params) for t in trials if t.state == TrialState.WAITING}
+        running = {_key(t.params) for t in trials if t.state == TrialState.RUNNING}  # other workers'
         failed = []
-        seen = set()
+        seen = set(complete) | waiting | running
         for t in trials:
             k = _key(t.params)
-            if t.state in (TrialState.FAIL,) and k not in complete and k not in waiting and k not in seen:
+            if t.state == TrialState.FAIL and k not in seen:
                 failed.append(dict(t.params))
                 seen.add(k)
         if self.spec.is_grid:
@@ -215,7 +256,9 @@ class Sweep:
         report = self.write_report(records)
         self.tracker.set_tags(self._parent, {f"{TAG}complete": sum(r.state == "COMPLETE" for r in records)})
         self.tracker.finish(self._parent, "FINISHED")
-        return SweepResult(self.name, self.storage_url, records, failed_now, len(fresh) + len(failed), report)
+        return SweepResult(
+            self.name, mask_url(self.storage_url), records, failed_now, len(fresh) + len(failed), report
+        )
 
     def _optimize(self, study: optuna.Study, n: int) -> int:
         before = {t.number for t in study.get_trials(deepcopy=False)}
@@ -225,12 +268,47 @@ class Sweep:
         )
 
     def _fail_stale(self, study: optuna.Study) -> None:
-        if self.worker:  # other workers may be running: only trials whose heartbeat stopped
+        """Fail the trials of dead processes, and mark their MLflow runs KILLED (never FINISHED)."""
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not self.worker:  # a single worker: every RUNNING trial belongs to a dead process
+            stale = running
+        elif isinstance(study._storage, BaseHeartbeat):  # other workers run: fail only silent trials
             optuna.storages.fail_stale_trials(study)
-            return
-        # a single worker: every RUNNING trial belongs to a dead process (Optuna has no public call for this)
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            now = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+            stale = [t for t in running if now.get(t.number) == TrialState.FAIL]
+        else:  # a journal file has no heartbeat: a trial is stale when its process on this host is gone
+            host = socket.gethostname()
+            stale = [
+                t
+                for t in running
+                if t.system_attrs.get(HOST_ATTR) == host and not _alive(int(t.system_attrs.get(PID_ATTR, 0)))
+            ]
+        for t in stale:
+            try:  # (Optuna has no public call to fail another process's trial)
+                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # already failed (by the heartbeat check or by another worker)
+            run_id = t.user_attrs.get("mlflow_run_id")
+            if run_id:
+                self.tracker.set_tags(run_id, {f"{TAG}error": "the trial's process died (stale trial)"})
+                self.tracker.finish(run_id, "KILLED")
+
+    def claim(self, study: optuna.Study, trial: optuna.Trial, params: Mapping[str, Any]) -> str | None:
+        """Claim ``params`` for this trial; None when the point is complete or another trial holds it."""
+        key = _key(params)
+        others = [
+            t for t in study.get_trials(deepcopy=False) if t.number != trial.number and _key(t.params) == key
+        ]
+        if any(t.state == TrialState.COMPLETE for t in others):
+            return None
+        attempt = sum(t.state == TrialState.FAIL and CLAIM_ATTR in t.system_attrs for t in others)
+        name = f"{self.name}:claim:{hashlib.sha256(key.encode()).hexdigest()[:16]}:{attempt}"
+        try:  # study names are unique in every storage: exactly one creator wins
+            study._storage.create_new_study([study.direction], name)
+        except optuna.exceptions.DuplicatedStudyError:
+            return None
+        study._storage.set_trial_system_attr(trial._trial_id, CLAIM_ATTR, name)
+        return name
 
     def _parent_run(self) -> str:
         runs = self.tracker.search(
@@ -244,11 +322,17 @@ class Sweep:
             f"{TAG}role": "sweep",
             f"{TAG}sweep": self.spec.name,
             f"{TAG}study": self.name,
-            f"{TAG}storage": self.storage_url,
+            f"{TAG}storage": mask_url(self.storage_url),
             f"{TAG}profile": self.profile,
             f"{TAG}seeds": ",".join(map(str, self.seeds)),
         }
         run_id = self.tracker.start(self.spec.name, f"sweep {self.name}", tags)
+        # workers starting together may each have made one: all keep the oldest, the others go
+        runs = self.tracker.search(f"tags.`{TAG}study` = '{self.name}' and tags.`{TAG}role` = 'sweep'")
+        oldest = min(runs, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
+        if oldest != run_id:
+            self.tracker.client.delete_run(run_id)
+            return oldest
         self.tracker.log_params(
             run_id,
             {
@@ -260,6 +344,12 @@ class Sweep:
 
     def objective(self, trial: optuna.Trial) -> float:
         params = {name: suggest(trial, name, p) for name, p in self.spec.params.items()}
+        storage = trial.study._storage
+        storage.set_trial_system_attr(trial._trial_id, HOST_ATTR, socket.gethostname())
+        storage.set_trial_system_attr(trial._trial_id, PID_ATTR, os.getpid())
+        if self.claim(trial.study, trial, params) is None:
+            trial.set_user_attr("skipped", "point complete or run by another trial")
+            raise optuna.TrialPruned()
         trial_id = f"trial{trial.number}"
         plan = self.plan(trial_id, params)
         tags = {
@@ -307,9 +397,11 @@ class Sweep:
     # --- reporting -------------------------------------------------------------------
 
     def records(self, study: optuna.Study) -> list[TrialRecord]:
+        """Every trial but the pruned duplicates (points another trial ran or is running)."""
         return [
             TrialRecord(t.number, t.state.name, dict(t.params), list(t.user_attrs.get("values", [])))
             for t in study.get_trials(deepcopy=False)
+            if t.state != TrialState.PRUNED
         ]
 
     def write_report(self, records: list[TrialRecord]) -> Path:
@@ -328,7 +420,7 @@ class Sweep:
         }
         lines = header(self.spec, plan, runs, self.tracker, self.cli_set, compares=False)
         lines += [
-            f"Optuna study `{self.name}` in `{self.storage_url}`; objective: {self.spec.objective.direction} "
+            f"Optuna study `{self.name}` in `{mask_url(self.storage_url)}`; objective: {self.spec.objective.direction} "
             f"`{self.spec.objective.stage}.{self.spec.objective.metric}` (mean over seeds).",
             "",
         ]
@@ -340,3 +432,15 @@ class Sweep:
             if drew:
                 self.tracker.log_artifact(self._parent, png, "report")
         return path
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

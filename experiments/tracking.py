@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 TAG = "evilm."
@@ -29,6 +30,26 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^/\s:@]+):[^@/\s]*@")
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL in it replaced by ``***``,
+    so database URLs can go to logs, tags and params without their credentials."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", str(text))
+
+
+def database_url(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: SQLAlchemy 2.1 reads the bare scheme as
+    psycopg 3, and many machines have psycopg2(-binary) instead."""
+    if url.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -111,8 +132,9 @@ class Tracker:
         db = sqlite_path(self.uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(self.uri)
+        self.client = MlflowClient(database_url(self.uri))
         self.runs_dir = Path(runs_dir or "runs").resolve()
+        self.display_uri = mask_url(self.uri)  # for logs and reports: no password
         self._experiments: dict[str, str] = {}
 
     @property
@@ -128,7 +150,13 @@ class Tracker:
                 location = None
                 if sqlite_path(self.uri) is not None:
                     location = (self.store_dir / "mlartifacts" / name).as_uri()
-                exp_id = self.client.create_experiment(name, artifact_location=location)
+                try:
+                    exp_id = self.client.create_experiment(name, artifact_location=location)
+                except MlflowException:  # another worker created it just now
+                    found = self.client.get_experiment_by_name(name)
+                    if found is None:
+                        raise
+                    exp_id = found.experiment_id
             else:
                 exp_id = found.experiment_id
             self._experiments[name] = exp_id
@@ -158,7 +186,7 @@ class Tracker:
     def start(
         self, experiment: str, run_name: str, tags: Mapping[str, Any], parent_run_id: str | None = None
     ) -> str:
-        tags = {k: str(v) for k, v in tags.items()}
+        tags = {k: mask_url(v) for k, v in tags.items()}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=tags)
@@ -176,7 +204,7 @@ class Tracker:
             self.client.log_batch(run_id, metrics=items[i : i + 1000])
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(run_id, tags=[RunTag(k, mask_url(v)) for k, v in tags.items()])
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         if path.is_dir():
@@ -189,7 +217,7 @@ class Tracker:
 
         dst.mkdir(parents=True, exist_ok=True)
         local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=artifact_path, dst_path=str(dst), tracking_uri=self.uri
+            run_id=run_id, artifact_path=artifact_path, dst_path=str(dst), tracking_uri=database_url(self.uri)
         )
         return Path(local)
 
@@ -198,5 +226,5 @@ class Tracker:
 
 
 def _param_str(value: Any) -> str:
-    text = str(value)
+    text = mask_url(value)
     return text if len(text) <= PARAM_MAX_CHARS else text[: PARAM_MAX_CHARS - 3] + "..."
