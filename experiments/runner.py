@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from evilm.processes import pid_alive
 from evilm.stage import StageResult
 from experiments.plan import Plan, PlannedStage
 from experiments.tracking import TAG, Tracker, git_commit, hardware
@@ -319,7 +320,7 @@ class Runner:
             if run.info.status != "RUNNING" or tags.get(f"{TAG}host") != host:
                 continue
             pid = int(tags.get(f"{TAG}pid", "0") or 0)
-            if pid and pid != os.getpid() and not _alive(pid):
+            if pid and pid != os.getpid() and not pid_alive(pid):
                 self.tracker.finish(run.info.run_id, "KILLED")
 
 
@@ -412,13 +413,4 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
     tmp.replace(path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

@@ -181,28 +181,23 @@ def write_webvid_csv(path: Path, rows: Iterable[dict[str, str]]) -> None:
 
 def read_msrvtt_captions(json_path: str | Path) -> dict[str, list[tuple[str, str]]]:
     """``MSR_VTT.json`` -> {video id: [(caption, source), ...]} in file order."""
-    json_path = Path(json_path)
-    data = _load_json(json_path)
-    annotations = _json_list(json_path, _key(json_path, "top level", data, "annotations"), "'annotations' as a list")
-    out: dict[str, list[tuple[str, str]]] = {}
-    for i, ann in enumerate(annotations):
-        where = f"annotations[{i}]"
-        video_id = _text(json_path, where, _key(json_path, where, ann, "image_id"), "image_id")
-        caption = _text(json_path, where, _key(json_path, where, ann, "caption"), "caption")
-        out.setdefault(video_id, []).append((caption, _where(json_path, where)))
-    return out
+    return _read_caption_list(Path(json_path), "annotations", "image_id")
 
 
 def read_msrvtt_videodatainfo(json_path: str | Path) -> dict[str, list[tuple[str, str]]]:
     """The authors' ``train_val_videodatainfo.json`` / ``test_videodatainfo.json`` ``sentences``."""
-    json_path = Path(json_path)
+    return _read_caption_list(Path(json_path), "sentences", "video_id")
+
+
+def _read_caption_list(json_path: Path, list_key: str, id_key: str) -> dict[str, list[tuple[str, str]]]:
+    """A top-level list of ``{id_key, caption}`` entries -> {video id: [(caption, source), ...]}."""
     data = _load_json(json_path)
-    sentences = _json_list(json_path, _key(json_path, "top level", data, "sentences"), "'sentences' as a list")
+    entries = _json_list(json_path, _key(json_path, "top level", data, list_key), f"'{list_key}' as a list")
     out: dict[str, list[tuple[str, str]]] = {}
-    for i, sent in enumerate(sentences):
-        where = f"sentences[{i}]"
-        video_id = _text(json_path, where, _key(json_path, where, sent, "video_id"), "video_id")
-        caption = _text(json_path, where, _key(json_path, where, sent, "caption"), "caption")
+    for i, entry in enumerate(entries):
+        where = f"{list_key}[{i}]"
+        video_id = _text(json_path, where, _key(json_path, where, entry, id_key), id_key)
+        caption = _text(json_path, where, _key(json_path, where, entry, "caption"), "caption")
         out.setdefault(video_id, []).append((caption, _where(json_path, where)))
     return out
 

@@ -51,6 +51,7 @@ from evilm.data.scenes import (
     render_scene,
     sample_scene,
 )
+from evilm.processes import pid_alive
 from evilm.stage import MetricsCallback, StageResult, report
 
 GENERATOR_VERSION = 1  # bump when the output of the same settings changes
@@ -466,15 +467,6 @@ def is_complete(path: Path, key: str) -> bool:
     except (OSError, ValueError):
         return False
     return manifest.get("key") == key and manifest.get("complete") is True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -485,7 +477,7 @@ def _clean_stale(root: Path, key: str) -> None:
             pid = int(tmp.name.rsplit("-", 1)[1])
         except ValueError:
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
