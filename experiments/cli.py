@@ -7,7 +7,10 @@ Exit codes: 0 ok; 1 a stage or trial failed (or was blocked by one that did);
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ Run the E-ViLM ablation suite: tables, figures and sweeps declared in ablations/
   python -m experiments run table1                    the cost table (no training)
   python -m experiments run table6 --profile smoke    a whole table at the smallest scale
   python -m experiments run table6 --dry-run          which stages are done, which will run
+  python -m experiments run all                       every table and figure, sharing their stages
   python -m experiments sweep mask_ratio              an Optuna study, resumable
   python -m experiments report table6                 rewrite reports/table6.md from the store
   python -m experiments show table6                   the resolved spec and the last results
@@ -47,8 +51,16 @@ is reused, never recomputed; --force reruns.
 """
 
 
-def _common(p: argparse.ArgumentParser, seeds: bool = True) -> None:
-    p.add_argument("name", help="a table, figure or sweep (see `python -m experiments list`)")
+def _common(p: argparse.ArgumentParser, seeds: bool = True, many: bool = False) -> None:
+    if many:
+        p.add_argument(
+            "names",
+            nargs="+",
+            metavar="name",
+            help="tables or figures (see `python -m experiments list`), or `all` for every one of them",
+        )
+    else:
+        p.add_argument("name", help="a table, figure or sweep (see `python -m experiments list`)")
     p.add_argument(
         "--profile",
         choices=PROFILES,
@@ -92,15 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="run every stage a table or figure needs, then write its report",
+        help="run every stage a table or figure needs (or several, or `all`), then write its report",
         description="Plan the table's stages (data -> tokenizer -> pretraining -> downstream), reuse the finished "
-        "ones, run the rest as MLflow runs, print a summary and write reports/<name>.md.\n\n"
+        "ones, run the rest as MLflow runs, print a summary and the wall time, write reports/<name>.md and the "
+        "index reports/README.md. Several names (or `all`: every table and figure) are planned first and run "
+        "one after another; a stage two of them share runs once.\n\n"
         "  python -m experiments run table6 --profile smoke\n"
+        "  python -m experiments run table5 table6              # shared stages run once\n"
+        "  python -m experiments run all --with-sweeps          # every table, figure and sweep\n"
         "  python -m experiments run table6 --seeds 0 1 2 --set pretrain.epochs=2\n"
         "  python -m experiments run table6 --rerun tokenizer      # that stage and everything after it",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _common(p)
+    _common(p, many=True)
+    p.add_argument(
+        "--with-sweeps",
+        action="store_true",
+        help="after the tables, run (or resume) every sweep in ablations/sweeps/ too; sweeps can take long",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan (done / will run) and stop")
     p.add_argument("--force", action="store_true", help="rerun every stage, even finished ones")
     p.add_argument(
@@ -271,38 +292,173 @@ def _table_plan(spec, root, profile, seeds, cli_set):
     return build_plan(spec.name, table_variants(spec, root, profile, cli_set), profile, seeds)
 
 
-def cmd_run(args, console: Console) -> int:
-    root, spec, profile, seeds, cli_set, tracker, runner, stem = _setup(args)
-    if isinstance(spec, SweepSpec):
-        raise SpecError(f"'{spec.name}' is a sweep: use `python -m experiments sweep {spec.name}`")
-    plan = _table_plan(spec, root, profile, seeds, cli_set)
-    try:
-        runner.to_rerun(plan, args.force, args.rerun)
-    except ValueError as err:
-        raise SpecError(str(err)) from None
-    if args.dry_run:
-        outcomes = runner.dry_run(plan, args.force, args.rerun)
-        todo = sum(o.status == "todo" for o in outcomes.values())
-        Console().print(
-            _summary(
-                outcomes, f"plan for {spec.name} ({profile}): {len(outcomes) - todo} done, {todo} to run"
-            )
-        )
-        return EXIT_OK
-    outcomes = runner.execute(plan, spec.name, force=args.force, rerun=args.rerun)
-    Console().print(_summary(outcomes, f"{spec.name} ({profile})", _table_metrics(spec, plan)))
-    if not args.no_report:
-        from experiments.report import write_table_report
+@dataclass
+class TableJob:
+    """One table or figure of a ``run``: its spec, resolved settings and plan."""
 
-        path = write_table_report(spec, plan, tracker, args.reports_dir, stem, cli_set)
-        console.print(f"report: {path}")
-    bad = [o for o in outcomes.values() if not o.ok]
-    if bad:
-        console.print(
-            f"[red]{len(bad)} stage(s) failed or blocked[/red]; failed runs are kept in MLflow (status FAILED) and will rerun next time"
+    spec: Any
+    profile: str
+    seeds: list[int]
+    cli_set: dict[str, Any]
+    stem: str
+    plan: Any = None
+    rerun: list[str] = field(default_factory=list)
+
+
+def run_names(names: list[str], root: Path) -> list[str]:
+    """The tables and figures ``names`` asks for, ``all`` expanded (tables first, then figures)."""
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            found = [(load_spec(n, root), n) for n in spec_files(root)]
+            tables = [n for spec, n in found if spec.kind == "table"]
+            figures = [n for spec, n in found if spec.kind == "figure"]
+            out += sorted(tables, key=_natural) + sorted(figures, key=_natural)
+        else:
+            out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def _natural(text: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _resolve(spec, args) -> tuple[str, list[int], str]:
+    """The profile, seeds and report stem of ``spec`` under the command's options."""
+    profile = args.profile or spec.profile
+    seeds = list(args.seeds) if args.seeds else list(spec.seeds_by_profile.get(profile, spec.seeds))
+    stem = spec.name if profile == spec.profile else f"{spec.name}.{profile}"
+    return profile, seeds, stem
+
+
+def _sets_for(specs: list, root: Path, cli_set: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each spec's share of ``--set``: with several specs, a key applies to those whose pipelines have
+    its stage, and must apply to at least one."""
+    from experiments.plan import spec_stages
+
+    if len(specs) == 1:
+        return [dict(cli_set)]
+    stages = [spec_stages(spec, root) for spec in specs]
+    for key in cli_set:
+        head = str(key).partition(".")[0]
+        if not any(head in names for names in stages):
+            known = set().union(*stages)
+            raise SpecError(
+                f"'{key}': no stage '{head}' in the pipelines of {', '.join(s.name for s in specs)}; "
+                f"stages: {', '.join(sorted(known))}",
+                "--set",
+            )
+    return [{k: v for k, v in cli_set.items() if str(k).partition(".")[0] in names} for names in stages]
+
+
+def cmd_run(args, console: Console) -> int:
+    from experiments.report import Timing, format_duration, write_index, write_table_report
+    from experiments.runner import Runner
+    from experiments.tracking import Tracker, quiet_mlflow
+
+    quiet_mlflow()
+    root = specs_dir(args.specs)
+    cli_set = parse_sets(args.sets)
+    specs = [load_spec(name, root) for name in run_names(args.names, root)]
+    for spec in specs:
+        if isinstance(spec, SweepSpec):
+            raise SpecError(
+                f"'{spec.name}' is a sweep: use `python -m experiments sweep {spec.name}` "
+                "(or `run all --with-sweeps`)"
+            )
+    sweeps = []
+    if args.with_sweeps:
+        sweeps = [s for s in (load_spec(n, root) for n in spec_files(root)) if isinstance(s, SweepSpec)]
+    # plan everything first: a bad spec or --set stops the command before any stage runs
+    sets = _sets_for([*specs, *sweeps], root, cli_set)
+    jobs = []
+    for spec, spec_set in zip(specs, sets):
+        profile, seeds, stem = _resolve(spec, args)
+        plan = _table_plan(spec, root, profile, seeds, spec_set)
+        jobs.append(TableJob(spec, profile, seeds, spec_set, stem, plan))
+    names = {s.name for job in jobs for s in job.plan.stages.values()}
+    unknown = sorted(set(args.rerun) - names)
+    if unknown:
+        raise SpecError(f"--rerun: no stage named {', '.join(unknown)} in this plan")
+    for job in jobs:
+        job.rerun = [n for n in args.rerun if n in {s.name for s in job.plan.stages.values()}]
+
+    tracker = Tracker(args.tracking_uri, args.runs_dir)
+    runner = Runner(tracker, show_progress=not args.quiet, once_per_invocation=True)
+    if args.dry_run:
+        todo_ids: set[str] = set()
+        for job in jobs:
+            outcomes = runner.dry_run(job.plan, args.force, job.rerun)
+            todo = {sid for sid, o in outcomes.items() if o.status == "todo"}
+            todo_ids |= todo
+            Console().print(
+                _summary(
+                    outcomes,
+                    f"plan for {job.spec.name} ({job.profile}): {len(outcomes) - len(todo)} done, {len(todo)} to run",
+                )
+            )
+        if len(jobs) > 1:
+            distinct = {sid for job in jobs for sid in job.plan.stages}
+            print(
+                f"all {len(jobs)}: {len(distinct)} distinct stages, {len(todo_ids)} to run (shared ones once)"
+            )
+        return EXIT_OK
+
+    started_all = time.perf_counter()
+    ran: dict[str, Any] = {}  # stage id -> the outcome of its run in this command
+    bad = 0
+    for job in jobs:
+        started = time.perf_counter()
+        outcomes = runner.execute(job.plan, job.spec.name, force=args.force, rerun=job.rerun)
+        ran.update({sid: o for sid, o in outcomes.items() if o.status in ("ran", "failed") and o.seconds})
+        Console().print(
+            _summary(outcomes, f"{job.spec.name} ({job.profile})", _table_metrics(job.spec, job.plan))
         )
-        return EXIT_FAILED
-    return EXIT_OK
+        timing = Timing.from_outcomes(outcomes, time.perf_counter() - started)
+        if not args.no_report:
+            path = write_table_report(
+                job.spec, job.plan, tracker, args.reports_dir, job.stem, job.cli_set, timing
+            )
+            console.print(f"report: {path}")
+        print(f"{job.spec.name} ({job.profile}) wall time: {timing.describe()}", flush=True)
+        failed = [o for o in outcomes.values() if not o.ok]
+        if failed:
+            bad += 1
+            console.print(
+                f"[red]{len(failed)} stage(s) failed or blocked[/red]; failed runs are kept in MLflow (status FAILED) "
+                "and will rerun next time"
+            )
+    for spec, spec_set in zip(sweeps, sets[len(specs) :]):
+        bad += _run_sweep(spec, args, root, spec_set, tracker, console)
+    if (jobs and not args.no_report) or sweeps:
+        write_index(args.reports_dir)
+    if len(jobs) + len(sweeps) > 1:
+        spent = sum(o.seconds for o in ran.values())
+        print(
+            f"all ({len(jobs)} tables/figures{f', {len(sweeps)} sweeps' if sweeps else ''}): wall time "
+            f"{format_duration(time.perf_counter() - started_all)}; {len(ran)} stages ran, "
+            f"stage compute {format_duration(spent)}" + (f"; {bad} with failures" if bad else "")
+        )
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _run_sweep(spec, args, root, spec_set, tracker, console) -> int:
+    """One sweep of ``run --with-sweeps``: 1 if a trial failed. It gets its own runner, since a sweep
+    retries its failed points within one command."""
+    from experiments.report import format_duration
+    from experiments.runner import Runner
+    from experiments.sweep import Sweep
+
+    profile, seeds, stem = _resolve(spec, args)
+    runner = Runner(tracker, show_progress=not args.quiet)
+    started = time.perf_counter()
+    sweep = Sweep(
+        spec, root, tracker, runner, profile, seeds, spec_set, reports_dir=args.reports_dir, stem=stem
+    )
+    result = sweep.run()
+    _print_sweep(spec, result, console)
+    print(f"{spec.name} ({profile}) wall time: {format_duration(time.perf_counter() - started)}")
+    return 1 if result.failed_now else 0
 
 
 def _summary(outcomes, title: str, highlight=None):
@@ -368,16 +524,22 @@ def cmd_sweep(args, console: Console) -> int:
         Console().print(_summary(runner.dry_run(plan), f"stages of the point {first}"))
         return EXIT_OK
     result = sweep.run(args.n_trials)
-    records = result.trials
+    _print_sweep(spec, result, console)
+    from experiments.report import write_index
+
+    write_index(args.reports_dir)
+    return EXIT_FAILED if result.failed_now else EXIT_OK
+
+
+def _print_sweep(spec, result, console: Console) -> None:
     table = Table(title=f"sweep {spec.name}: study {result.study_name}")
     for col in ("trial", *spec.params, "state", "objective"):
         table.add_column(str(col))
-    for r in records:
+    for r in result.trials:
         value = f"{sum(r.values) / len(r.values):.4g}" if r.values else ""
         table.add_row(str(r.number), *(str(r.params.get(p)) for p in spec.params), r.state, value)
     Console().print(table)
     console.print(f"report: {result.report}; remaining points: {result.remaining}")
-    return EXIT_FAILED if result.failed_now else EXIT_OK
 
 
 def cmd_report(args, console: Console) -> int:
@@ -390,6 +552,9 @@ def cmd_report(args, console: Console) -> int:
 
         plan = _table_plan(spec, root, profile, seeds, cli_set)
         path = write_table_report(spec, plan, tracker, args.reports_dir, stem, cli_set)
+    from experiments.report import write_index
+
+    write_index(args.reports_dir)
     print(path)
     return EXIT_OK
 

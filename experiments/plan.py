@@ -118,8 +118,18 @@ def table_variants(spec: TableSpec, root: Path, profile: str, cli_set: Mapping[s
             if c.stage and c.stage in pipeline.stages and c.stage not in row.without
         ]
         layers = profile_layers(spec, pipeline, pipeline_file, spec_file, profile)
-        layers += [Layer(f"{spec_file}: rows[{i}].set", row.set), Layer("--set", cli_set)]
+        # a --set of a stage this row's pipeline lacks (figure 1's cost-only row) does not apply to it
+        row_cli = {k: v for k, v in cli_set.items() if str(k).partition(".")[0] in pipeline.stages}
+        layers += [Layer(f"{spec_file}: rows[{i}].set", row.set), Layer("--set", row_cli)]
         variants.append(Variant(row.id, pipeline, pipeline_file, layers, list(row.without), needed))
+    for key in cli_set:
+        head = str(key).partition(".")[0]
+        if head not in known_stages:
+            raise SpecError(
+                f"'{key}': no stage '{head}' in the pipelines of {spec.name or spec_file}"
+                f"{close_match(head, known_stages)}; stages: {', '.join(sorted(known_stages))}",
+                "--set",
+            )
     for i, col in enumerate(spec.columns):
         if col.stage and col.stage not in known_stages:
             raise SpecError(
@@ -129,6 +139,12 @@ def table_variants(spec: TableSpec, root: Path, profile: str, cli_set: Mapping[s
                 f"columns[{i}].stage",
             )
     return variants
+
+
+def spec_stages(spec, root: Path) -> set[str]:
+    """The stage names of every pipeline ``spec`` uses (its base and its rows' bases)."""
+    bases = {spec.base} | {r.base for r in getattr(spec, "rows", []) if r.base}
+    return {name for base in bases for name in load_pipeline(base, root).stages}
 
 
 def build_plan(

@@ -9,6 +9,10 @@ is reproduced. Figures and sweeps add a PNG beside the Markdown.
 Values come from the MLflow store: a cell is the metric of the FINISHED run of
 the stage identity the plan gives for that row, column and seed. Per-item
 results (the ``per_item`` artifact, see README) widen the interval to test items.
+
+Each report ends with a one-line machine-readable summary (an HTML comment:
+profile, date, wall time, verdict counts) from which ``write_index`` regenerates
+``reports/README.md``, one line per report.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +29,85 @@ from typing import Any
 import numpy as np
 
 from experiments.plan import Plan
-from experiments.runner import MANIFEST
+from experiments.runner import MANIFEST, Outcome, run_seconds
 from experiments.specs import Column, FigureSpec, Row, SweepSpec, TableSpec
-from experiments.stats import Interval, diff_interval, reproduced
+from experiments.stats import (
+    CONTRADICTED,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    Interval,
+    diff_interval,
+    reproduced,
+    verdict_of,
+)
 from experiments.tracking import TAG, Tracker, metric_key
 
 PER_ITEM = "per_item"
+INDEX = "README.md"
+SUMMARY_TAG = "evilm-report"  # <!-- evilm-report {json} --> at the end of each report
+
+
+# --- time ----------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float) -> str:
+    """``0.4 s``, ``42 s``, ``3 min 12 s``, ``14 min``, ``2 h 5 min``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 10:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    if minutes < 60:
+        return f"{minutes + (secs >= 30)} min"
+    hours, minutes = divmod(minutes + (secs >= 30), 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+@dataclass
+class Timing:
+    """How long a table took: this command's wall time, and the stage time behind its numbers."""
+
+    wall_s: float | None = None  # None: the report was rewritten from the store, not run
+    ran_s: float = 0.0  # stages run (or failed) in this command
+    reused_s: float = 0.0  # stages reused from earlier runs: their original seconds
+
+    @classmethod
+    def from_outcomes(cls, outcomes: Mapping[str, Outcome], wall_s: float | None) -> Timing:
+        ran = sum(o.seconds for o in outcomes.values() if o.status in ("ran", "failed"))
+        reused = sum(o.seconds for o in outcomes.values() if o.status == "reused")
+        return cls(wall_s, ran, reused)
+
+    @classmethod
+    def from_store(cls, plan: Plan, tracker: Tracker) -> Timing:
+        """The plan's finished stages, all counted as earlier runs (``report`` runs nothing)."""
+        runs = [tracker.finished_run(sid) for sid in plan.stages]
+        return cls(None, 0.0, sum(run_seconds(r) for r in runs if r is not None))
+
+    @property
+    def compute_s(self) -> float:
+        return self.ran_s + self.reused_s
+
+    def wall_text(self) -> str:
+        return "—" if self.wall_s is None else format_duration(self.wall_s)
+
+    def describe(self) -> str:
+        """e.g. ``3 min 12 s this run; stage compute 14 min (11 min reused from earlier runs)``."""
+        head = (
+            "not recorded (report rewritten from the store)"
+            if self.wall_s is None
+            else f"{format_duration(self.wall_s)} this run"
+        )
+        tail = f"stage compute {format_duration(self.compute_s)}"
+        if self.wall_s is None:
+            tail += " (the finished runs in the store)"
+        elif self.reused_s and self.ran_s:
+            tail += f" ({format_duration(self.reused_s)} reused from earlier runs)"
+        elif self.reused_s:
+            tail += " (all reused from earlier runs)"
+        return f"{head}; {tail}"
 
 
 @dataclass
@@ -202,7 +279,13 @@ def paper_number(value: Any) -> float | None:
 
 
 def header(
-    spec, plan: Plan, runs: dict[str, Any], tracker: Tracker, overrides: dict[str, Any], compares: bool = True
+    spec,
+    plan: Plan,
+    runs: dict[str, Any],
+    tracker: Tracker,
+    overrides: dict[str, Any],
+    compares: bool = True,
+    timing: Timing | None = None,
 ) -> list[str]:
     pipeline = next(iter(plan.pipelines.values()), None)
     commits = sorted({r.data.tags.get(f"{TAG}git_commit", "?") for r in runs.values()}) or ["(no runs)"]
@@ -220,6 +303,7 @@ def header(
         f"- **Code version**: {', '.join(commits)}",
         f"- **Hardware**: {'; '.join(hardware)}",
         f"- **Seeds**: {', '.join(map(str, plan.seeds))}",
+        *([f"- **Wall time**: {timing.describe()}"] if timing is not None else []),
         f"- **Overrides**: {', '.join(f'`{k}={v}`' for k, v in overrides.items()) if overrides else 'none'}",
         f"- **Store**: `{tracker.display_uri}`; generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         "",
@@ -257,10 +341,15 @@ def _fmt(value: float, col: Column) -> str:
 
 
 def table_markdown(
-    spec: TableSpec, plan: Plan, measured: Measured, tracker: Tracker, overrides: dict[str, Any]
+    spec: TableSpec,
+    plan: Plan,
+    measured: Measured,
+    tracker: Tracker,
+    overrides: dict[str, Any],
+    timing: Timing | None = None,
 ) -> str:
     cols = spec.columns
-    lines = header(spec, plan, measured.runs, tracker, overrides)
+    lines = header(spec, plan, measured.runs, tracker, overrides, timing=timing)
     if spec.caption:
         lines += [f"_{spec.caption.strip()}_", ""]
     if spec.note:
@@ -306,21 +395,27 @@ def _paper_cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def differences_section(spec: TableSpec, measured: Measured) -> list[str]:
+@dataclass
+class Difference:
+    row: Row
+    base: Row
+    col: Column
+    interval: Interval
+    paper_diff: float | None
+    verdict: str  # stats.reproduced's words
+
+
+def baseline_pairs(spec: TableSpec) -> list[tuple[Row, Row]]:
+    """(row, its baseline row) for every measured row compared with another."""
     rows_by_id = {r.id: r for r in spec.rows}
     pairs = [(r, rows_by_id[r.baseline or spec.baseline]) for r in spec.rows if (r.baseline or spec.baseline)]
-    pairs = [(r, b) for r, b in pairs if r.id != b.id and r.measured]
-    if not pairs:
-        return []
-    bases = list(dict.fromkeys(b.label for _, b in pairs))
-    lines = [f"## Difference from the baseline row{'s' if len(bases) > 1 else ''} ({', '.join(bases)})", ""]
-    lines += [
-        "Δ = row − baseline. Interval: 95% percentile bootstrap over seeds and, where the stage logged per-item "
-        "results, over test items (paired); `source` says which. *Reproduced*: the interval excludes 0 on the paper's side.",
-        "",
-    ]
-    rows = []
-    for r, base in pairs:
+    return [(r, b) for r, b in pairs if r.id != b.id and r.measured]
+
+
+def differences(spec: TableSpec, measured: Measured) -> list[Difference]:
+    """Each compared row's difference from its baseline, per column both have values for."""
+    out = []
+    for r, base in baseline_pairs(spec):
         for c in spec.columns:
             cell, base_cell = measured.cells.get((r.id, c.id)), measured.cells.get((base.id, c.id))
             if cell is None or base_cell is None:
@@ -328,17 +423,35 @@ def differences_section(spec: TableSpec, measured: Measured) -> list[str]:
             interval = diff_interval(cell.values, base_cell.values, cell.items, base_cell.items)
             p_row, p_base = paper_number(r.paper.get(c.id)), paper_number(base.paper.get(c.id))
             paper_diff = None if p_row is None or p_base is None else p_row - p_base
-            rows.append(
-                [
-                    r.label if len(bases) == 1 else f"{r.label} − {base.label}",
-                    c.label,
-                    _signed(interval.diff, c),
-                    _interval(interval, c),
-                    interval.source,
-                    "-" if paper_diff is None else _signed(paper_diff, c),
-                    reproduced(paper_diff, interval),
-                ]
-            )
+            out.append(Difference(r, base, c, interval, paper_diff, reproduced(paper_diff, interval)))
+    return out
+
+
+def differences_section(spec: TableSpec, measured: Measured) -> list[str]:
+    pairs = baseline_pairs(spec)
+    if not pairs:
+        return []
+    bases = list(dict.fromkeys(b.label for _, b in pairs))
+    lines = [f"## Difference from the baseline row{'s' if len(bases) > 1 else ''} ({', '.join(bases)})", ""]
+    lines += [
+        "Δ = row − baseline. Interval: 95% percentile bootstrap over seeds and, where the stage logged per-item "
+        "results, over test items (paired); `source` says which. Verdict: *reproduced* when the interval excludes 0 "
+        "on the paper's side, *contradicted* when it excludes 0 on the other side, *not reproduced* otherwise "
+        "(it spans 0, or there is no interval).",
+        "",
+    ]
+    rows = [
+        [
+            d.row.label if len(bases) == 1 else f"{d.row.label} − {d.base.label}",
+            d.col.label,
+            _signed(d.interval.diff, d.col),
+            _interval(d.interval, d.col),
+            d.interval.source,
+            "-" if d.paper_diff is None else _signed(d.paper_diff, d.col),
+            d.verdict,
+        ]
+        for d in differences(spec, measured)
+    ]
     if not rows:
         return lines + ["(no row has measured values for both itself and the baseline yet)", ""]
     lines += [
@@ -348,6 +461,45 @@ def differences_section(spec: TableSpec, measured: Measured) -> list[str]:
         "",
     ]
     return lines
+
+
+def table_summary(spec: TableSpec, measured: Measured) -> str:
+    """One line for the index: verdicts per ablation row (a row is reproduced when every compared
+    column is, contradicted when any column is, not reproduced otherwise)."""
+    measured_rows = [r for r in spec.rows if r.measured]
+    if not measured.cells:
+        text = "no finished runs yet"
+    elif baseline_pairs(spec):
+        diffs = differences(spec, measured)
+        by_row: dict[str, list[str]] = {}
+        for d in diffs:
+            verdict = verdict_of(d.verdict)
+            if verdict is not None:
+                by_row.setdefault(d.row.id, []).append(verdict)
+        if by_row:
+            counts = {REPRODUCED: 0, NOT_REPRODUCED: 0, CONTRADICTED: 0}
+            for verdicts in by_row.values():
+                if CONTRADICTED in verdicts:
+                    counts[CONTRADICTED] += 1
+                elif all(v == REPRODUCED for v in verdicts):
+                    counts[REPRODUCED] += 1
+                else:
+                    counts[NOT_REPRODUCED] += 1
+            text = f"{counts[REPRODUCED]} of {len(by_row)} ablation row{'s' if len(by_row) > 1 else ''} reproduced"
+            text += "".join(f", {n} {k}" for k, n in counts.items() if k != REPRODUCED and n)
+            cells = [v for verdicts in by_row.values() for v in verdicts]
+            if len(cells) > len(by_row):
+                text += f" ({sum(v == REPRODUCED for v in cells)} of {len(cells)} differences reproduced)"
+        else:
+            text = f"{len(diffs)} difference{'s' if len(diffs) != 1 else ''} measured; no paper values to compare"
+    else:
+        text = (
+            f"{len(measured_rows)} measured row{'s' if len(measured_rows) != 1 else ''} beside "
+            f"{len(spec.rows) - len(measured_rows)} paper-only; no ablation baseline"
+        )
+    if measured.missing:
+        text += f"; {len(measured.missing)} cell(s) missing a finished run"
+    return text
 
 
 def _signed(value: float, col: Column) -> str:
@@ -361,10 +513,19 @@ def _interval(interval: Interval, col: Column) -> str:
 
 
 def write_table_report(
-    spec: TableSpec, plan: Plan, tracker: Tracker, reports_dir: Path, stem: str, overrides: dict[str, Any]
+    spec: TableSpec,
+    plan: Plan,
+    tracker: Tracker,
+    reports_dir: Path,
+    stem: str,
+    overrides: dict[str, Any],
+    timing: Timing | None = None,
 ) -> Path:
+    """Write ``reports_dir/<stem>.md``; ``timing`` (from a run) goes in the header, else it is read from
+    the store."""
+    timing = timing or Timing.from_store(plan, tracker)
     measured = collect(spec, plan, tracker)
-    text = table_markdown(spec, plan, measured, tracker, overrides)
+    text = table_markdown(spec, plan, measured, tracker, overrides, timing)
     for extra in getattr(spec, "include", []):
         section = included_markdown(extra, spec, plan, tracker)
         if section:
@@ -374,6 +535,7 @@ def write_table_report(
         png = reports_dir / f"{stem}.png"
         plot_figure(spec, measured, png)
         text = text.rstrip() + f"\n\n![{spec.title}]({png.name})\n"
+    text += summary_comment(spec, plan.profile, timing, table_summary(spec, measured))
     path = reports_dir / f"{stem}.md"
     _write(path, text)
     return path
@@ -396,6 +558,108 @@ def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+# --- the index (reports/README.md) ---------------------------------------------------------
+
+
+def summary_comment(spec, profile: str, timing: Timing | None, summary: str) -> str:
+    """The report's last line: what ``write_index`` lists, as JSON in an HTML comment (not rendered)."""
+    data = {
+        "spec": spec.name,
+        "kind": spec.kind,
+        "title": spec.title,
+        "profile": profile,
+        "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "wall_s": None if timing is None or timing.wall_s is None else round(timing.wall_s, 1),
+        "compute_s": None if timing is None else round(timing.compute_s, 1),
+        "reused_s": None if timing is None else round(timing.reused_s, 1),
+        "summary": summary,
+    }
+    blob = json.dumps(data, ensure_ascii=False).replace("-->", "--\\u003e")
+    return f"\n<!-- {SUMMARY_TAG} {blob} -->\n"
+
+
+_SUMMARY = re.compile(r"<!-- " + SUMMARY_TAG + r" (\{.*\}) -->\s*\Z", re.S)
+_KIND_ORDER = {"table": 0, "figure": 1, "sweep": 2}
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A report's summary line; for a report without one (an older version wrote it), what its header
+    says (title, profile, date) and a note that the summary is missing."""
+    text = path.read_text(errors="replace")
+    match = _SUMMARY.search(text)
+    if match:
+        try:
+            return json.loads(match.group(1))
+        except ValueError:
+            pass
+    spec = path.stem.split(".")[0]
+    title = re.search(r"^# (.+)$", text, re.M)
+    profile = re.search(r"\*\*Profile\*\*: `(\w+)`", text)
+    date = re.search(r"generated (\d{4}-\d\d-\d\d \d\d:\d\d)", text)
+    kind = "sweep" if "Optuna study" in text else "figure" if spec.startswith("figure") else "table"
+    return {
+        "spec": spec,
+        "kind": kind,
+        "title": title.group(1).strip() if title else spec,
+        "profile": profile.group(1) if profile else "?",
+        "generated": date.group(1) if date else "?",
+        "wall_s": None,
+        "compute_s": None,
+        "summary": f"(no summary recorded: `python -m experiments report {spec}` rewrites the report)",
+    }
+
+
+def _natural(text: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def write_index(reports_dir: Path) -> Path:
+    """Regenerate ``reports_dir/README.md``: one line per report found there (tables, then figures, then
+    sweeps), linking it, with its profile, date, wall time and a one-line verdict summary."""
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for path in reports_dir.glob("*.md"):
+        if path.name == INDEX:
+            continue
+        data = read_summary(path)
+        entries.append((path, data))
+    entries.sort(key=lambda e: (_KIND_ORDER.get(e[1].get("kind"), 3), _natural(e[0].stem)))
+    rows = []
+    for path, data in entries:
+        wall = "—" if data.get("wall_s") is None else format_duration(data["wall_s"])
+        if data.get("compute_s"):
+            wall += f" (stage compute {format_duration(data['compute_s'])})"
+        rows.append(
+            [
+                f"[{data.get('title', path.stem)}]({path.name})",
+                f"`{data.get('profile', '?')}`",
+                data.get("generated", "?"),
+                wall,
+                data.get("summary", ""),
+            ]
+        )
+    lines = [
+        "# Reports",
+        "",
+        "Written by `python -m experiments` after every report it writes (do not edit: it is regenerated from the "
+        "reports in this folder). A `smoke` or `quick` report is a result on the generated world, not a paper-scale "
+        "result. Verdicts: *reproduced* (the 95% interval of the difference from the baseline row excludes 0 on the "
+        "paper's side), *not reproduced* (it spans 0, or one seed gave no interval), *contradicted* (it excludes 0 "
+        "on the other side); a row counts as reproduced when every compared column is. Wall time: the command that "
+        "wrote the report (— when it was rewritten from the store); stage compute counts reused stages at their "
+        "original time.",
+        "",
+    ]
+    if rows:
+        lines += [markdown_table(["report", "profile", "date", "wall time", "summary"], rows)]
+    else:
+        lines += ["(no reports yet)"]
+    path = reports_dir / INDEX
+    _write(path, "\n".join(lines).rstrip() + "\n")
+    return path
 
 
 # --- plots ---------------------------------------------------------------------------------
@@ -528,12 +792,16 @@ class TrialRecord:
     state: str
     params: dict[str, Any]
     values: list[float]  # objective per seed
+    seconds: float | None = None  # the trial's duration (Optuna's start to completion)
 
 
 def sweep_markdown(
     spec: SweepSpec, plan_profile: str, trials: list[TrialRecord], header_lines: list[str], png: str | None
 ) -> str:
     lines = list(header_lines)
+    trial_s = sum(t.seconds or 0.0 for t in trials)
+    at = next((i for i, line in enumerate(lines) if line.startswith("- **Overrides**")), len(lines))
+    lines.insert(at, f"- **Wall time**: the trials took {format_duration(trial_s)} in all (every invocation)")
     if spec.note:
         lines += [spec.note.strip(), ""]
     label = spec.objective.label or f"{spec.objective.stage}.{spec.objective.metric}"
@@ -573,7 +841,33 @@ def sweep_markdown(
         lines += ["Not complete: " + ", ".join(f"trial {t.number} ({t.state})" for t in failed), ""]
     if png:
         lines += [f"![{spec.title}]({png})", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    summary = sweep_summary(spec, trials)
+    comment = summary_comment(spec, plan_profile, Timing(None, trial_s), summary)
+    return "\n".join(lines).rstrip() + "\n" + comment
+
+
+def sweep_summary(spec: SweepSpec, trials: list[TrialRecord]) -> str:
+    """One line for the index: trials complete, the best point, and where the paper's choice stands."""
+    complete = [t for t in trials if t.state == "COMPLETE" and t.values]
+    text = f"{len(complete)} trial{'s' if len(complete) != 1 else ''} complete"
+    if len(trials) > len(complete):
+        text += f", {len(trials) - len(complete)} not"
+    if not complete:
+        return text
+    pick = max if spec.objective.direction == "maximize" else min
+    best = pick(complete, key=lambda t: float(np.mean(t.values)))
+    names = list(spec.params)
+    text += "; best " + ", ".join(f"`{n}={best.params.get(n)}`" for n in names)
+    text += f" ({float(np.mean(best.values)):.4g})"
+    if spec.paper:
+        at_paper = [t for t in complete if all(t.params.get(n) == v for n, v in spec.paper.items())]
+        if at_paper and at_paper[0] is best:
+            text += "; the paper's choice is the best"
+        elif at_paper:
+            text += f"; the paper's choice gives {float(np.mean(at_paper[0].values)):.4g}"
+        else:
+            text += "; the paper's choice was not tried"
+    return text
 
 
 def _sort_key(value: Any) -> tuple:

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from evilm.processes import pid_alive
 from evilm.stage import StageResult
+from experiments.locks import stage_lock
 from experiments.plan import Plan, PlannedStage
 from experiments.tracking import TAG, Tracker, git_commit, hardware
 
@@ -43,7 +44,7 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
     out_dir: Path | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # ran/failed: this attempt; reused: the original run's (0.0 when not recorded)
     error: str = ""
 
     @property
@@ -58,12 +59,18 @@ class Runner:
         console: Console | None = None,
         show_progress: bool = True,
         max_artifact_mb: float = 200.0,
+        once_per_invocation: bool = False,
     ):
         self.tracker = tracker
         self.console = console or Console(stderr=True)
         self.show_progress = show_progress
         self.max_artifact_bytes = int(max_artifact_mb * 2**20)
         self._commit: str | None = None
+        # several tables in one command: a stage that ran (even forced) or failed in an earlier
+        # ``execute`` is not run again by a later one (a failure is reported, not retried per table)
+        self.once_per_invocation = once_per_invocation
+        self.ran_now: set[str] = set()
+        self.failed_now: dict[str, Outcome] = {}
 
     @property
     def commit(self) -> str:
@@ -110,6 +117,8 @@ class Runner:
         tags: Mapping[str, Any] | None = None,
     ) -> dict[str, Outcome]:
         forced = self.to_rerun(plan, force, rerun)
+        if self.once_per_invocation:
+            forced -= self.ran_now
         outcomes: dict[str, Outcome] = {}
         progress = Progress(
             SpinnerColumn(),
@@ -125,6 +134,16 @@ class Runner:
                 if blocked:
                     outcomes[sid] = Outcome(
                         stage, "blocked", error=f"upstream {', '.join(blocked)} did not finish"
+                    )
+                    continue
+                if self.once_per_invocation and sid in self.failed_now:
+                    earlier = self.failed_now[sid]
+                    outcomes[sid] = Outcome(
+                        stage,
+                        "failed",
+                        earlier.run_id,
+                        out_dir=earlier.out_dir,
+                        error=f"failed earlier in this command: {earlier.error}",
                     )
                     continue
                 reused = None if sid in forced else self.reuse(stage)
@@ -145,6 +164,10 @@ class Runner:
                     fresh=sid in forced,
                 )
                 done = outcomes[sid]
+                if done.status == "ran":
+                    self.ran_now.add(sid)
+                elif done.status == "failed":
+                    self.failed_now[sid] = done
                 progress.remove_task(task)
                 if done.status == "ran":
                     progress.console.print(
@@ -170,6 +193,7 @@ class Runner:
             metrics=dict(manifest["metrics"]),
             artifacts={k: out_dir / v for k, v in manifest["artifacts"].items()},
             out_dir=out_dir,
+            seconds=float(manifest.get("seconds") or run_seconds(run)),
         )
 
     def restore(self, run_id: str, stage: PlannedStage, out_dir: Path) -> dict | None:
@@ -191,6 +215,21 @@ class Runner:
         return read_manifest(out_dir, stage.id)
 
     def run_stage(
+        self, plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, task, fresh=False
+    ) -> Outcome:
+        """``_run_stage`` under the stage's file lock (experiments/locks.py): a process wanting a stage that
+        another process on this runs folder is running waits, then reuses its result if it finished."""
+        console = progress.console
+        with stage_lock(self.out_dir(stage), stage.id, lambda msg: console.print(f"[yellow]{msg}[/yellow]")) as waited:
+            reused = self.reuse(stage) if waited and not fresh else None
+            if reused is not None:
+                console.print(f"[dim]reused[/dim] {_label(stage)} [dim]{stage.id}[/dim] (another process ran it)")
+                return reused
+            return self._run_stage(
+                plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, task, fresh
+            )
+
+    def _run_stage(
         self, plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, task, fresh=False
     ) -> Outcome:
         """Run one stage as an MLflow run. ``fresh``: start from an empty ``out_dir`` (--force/--rerun);
@@ -237,12 +276,23 @@ class Runner:
             metrics, artifacts = _check_result(result, stage)
             self.tracker.log_metrics(run_id, metrics, last_step[0])
             relative = {name: _relative(path, out_dir) for name, path in artifacts.items()}
+            seconds = round(time.perf_counter() - started, 3)  # what reusing this stage saves
             _write_json(
                 out_dir / MANIFEST,
-                {"stage_id": stage.id, "run_id": run_id, "metrics": metrics, "artifacts": relative},
+                {
+                    "stage_id": stage.id,
+                    "run_id": run_id,
+                    "metrics": metrics,
+                    "artifacts": relative,
+                    "seconds": seconds,
+                },
             )
             skipped = self._log_outputs(run_id, out_dir, relative, stage.kind.log_artifacts)
-            done_tags = {f"{TAG}out_dir": str(out_dir), f"{TAG}hardware": hardware()}
+            done_tags = {
+                f"{TAG}out_dir": str(out_dir),
+                f"{TAG}hardware": hardware(),
+                f"{TAG}seconds": seconds,
+            }
             if skipped:
                 done_tags[f"{TAG}not_logged"] = ",".join(skipped)
             self.tracker.set_tags(run_id, done_tags)
@@ -324,6 +374,20 @@ class Runner:
                 self.tracker.finish(run.info.run_id, "KILLED")
 
 
+def run_seconds(run) -> float:
+    """How long a finished stage run took: the ``evilm.seconds`` tag (the stage's own time), else the
+    run's start-to-end time (older runs), else 0.0."""
+    tagged = run.data.tags.get(f"{TAG}seconds")
+    try:
+        if tagged:
+            return float(tagged)
+    except ValueError:
+        pass
+    if run.info.end_time and run.info.start_time:
+        return max(0.0, (run.info.end_time - run.info.start_time) / 1000)
+    return 0.0
+
+
 def read_manifest(out_dir: Path, stage_id: str) -> dict | None:
     try:
         manifest = json.loads((out_dir / MANIFEST).read_text())
@@ -365,11 +429,19 @@ def summary_table(
             used,
             "" if stage.seed is None else str(stage.seed),
             f"[{style}]{outcome.status}[/{style}]",
-            f"{outcome.seconds:.1f}s" if outcome.status == "ran" else "",
+            _time_cell(outcome),
             stage.id[:8],
             metrics,
         )
     return table
+
+
+def _time_cell(outcome: Outcome) -> str:
+    if outcome.status in ("ran", "failed") and outcome.seconds:
+        return f"{outcome.seconds:.1f}s"
+    if outcome.status == "reused" and outcome.seconds:
+        return f"[dim]({outcome.seconds:.1f}s)[/dim]"  # the original run's time, not spent now
+    return ""
 
 
 def _label(stage: PlannedStage) -> str:

@@ -81,14 +81,25 @@ def _aligned(row_items, base_items):
     )
 
 
+REPRODUCED, NOT_REPRODUCED, CONTRADICTED = "reproduced", "not reproduced", "contradicted"
+
+
 def reproduced(paper_diff: float | None, interval: Interval) -> str:
-    """Whether the measured difference goes the paper's way, in words."""
+    """The verdict on a paper difference, in words: ``reproduced`` (the interval excludes 0 on the
+    paper's side), ``not reproduced`` (it spans 0, or there is no interval) or ``contradicted`` (it
+    excludes 0 on the other side); ``n/a`` when the paper gives no difference."""
     if paper_diff is None or paper_diff == 0:
         return "n/a"
     if interval.low is None:
         same = np.sign(interval.diff) == np.sign(paper_diff)
-        return ("yes" if same else "no") + " (point estimate only)"
+        return f"{NOT_REPRODUCED} (no interval; the point estimate {'agrees' if same else 'disagrees'})"
     direction = interval.direction()
     if direction == 0:
-        return "unclear (interval spans 0)"
-    return "yes" if direction == np.sign(paper_diff) else "no (opposite)"
+        return f"{NOT_REPRODUCED} (interval spans 0)"
+    return REPRODUCED if direction == np.sign(paper_diff) else CONTRADICTED
+
+
+def verdict_of(text: str) -> str | None:
+    """The verdict (reproduced / not reproduced / contradicted) of a ``reproduced`` text; None for n/a."""
+    head = text.split(" (", 1)[0]
+    return head if head in (REPRODUCED, NOT_REPRODUCED, CONTRADICTED) else None

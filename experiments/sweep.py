@@ -399,7 +399,13 @@ class Sweep:
     def records(self, study: optuna.Study) -> list[TrialRecord]:
         """Every trial but the pruned duplicates (points another trial ran or is running)."""
         return [
-            TrialRecord(t.number, t.state.name, dict(t.params), list(t.user_attrs.get("values", [])))
+            TrialRecord(
+                t.number,
+                t.state.name,
+                dict(t.params),
+                list(t.user_attrs.get("values", [])),
+                t.duration.total_seconds() if t.duration else None,
+            )
             for t in study.get_trials(deepcopy=False)
             if t.state != TrialState.PRUNED
         ]

@@ -82,3 +82,84 @@ def test_help_teaches(capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["frobnicate"])
     assert exit_.value.code == 2
+
+
+SMALL_PIPELINE = """\
+description: data and one task, no pretraining
+stages:
+  data: {kind: data, seeded: false}
+  qa: {kind: downstream, inputs: {data: data}, config: {task: qa}}
+"""
+
+SECOND_TABLE = """\
+kind: table
+title: "Fake table 2: shares its stages with the first"
+base: fake
+profile: smoke
+seeds: [0]
+baseline: plain
+columns:
+  - {id: qa, label: QA, stage: qa, metric: accuracy, scale: 100}
+rows:
+  - {id: plain, label: No pretraining, base: small, paper: {qa: 30.0}}
+  - {id: mvm, label: With MVM, paper: {qa: 39.3}}
+"""
+
+
+@pytest.fixture
+def two_tables(specs):
+    (specs / "base" / "small.yaml").write_text(SMALL_PIPELINE)
+    (specs / "faketable2.yaml").write_text(SECOND_TABLE)
+    return specs
+
+
+def test_run_all_shares_stages_times_and_indexes(cli, two_tables, tmp_path, capsys):
+    assert cli("run", "all", "--seeds", "0") == EXIT_OK
+    assert len(CALLS) == 7  # faketable's stages; faketable2 needs no other
+    out = capsys.readouterr().out
+    assert "faketable (smoke) wall time:" in out and "faketable2 (smoke) wall time:" in out
+    assert "all (2 tables/figures)" in out and "7 stages ran" in out
+    reports = tmp_path / "reports"
+    first, second = (reports / "faketable.md").read_text(), (reports / "faketable2.md").read_text()
+    assert "- **Wall time**: " in first and "this run; stage compute" in first
+    assert "(all reused from earlier runs)" in second  # its stages ran for the first table
+
+    index = (reports / "README.md").read_text()
+    lines = [line for line in index.splitlines() if line.startswith("| [")]
+    assert [line.split("](")[1].split(")")[0] for line in lines] == ["faketable.md", "faketable2.md"]
+    assert all("`smoke`" in line for line in lines)
+    verdict = next(line for line in second.splitlines() if line.startswith("| With MVM | QA |"))
+    word = verdict.strip("|").split("|")[-1].strip().split(" (")[0]  # the report's verdict for its one row
+    expected = (
+        "1 of 1 ablation row reproduced"
+        if word == "reproduced"
+        else f"0 of 1 ablation row reproduced, 1 {word}"
+    )
+    assert lines[1].endswith(f"| {expected} |")
+
+    CALLS.clear()  # --force across several tables: each forced stage runs once
+    assert cli("run", "faketable2", "faketable", "--seeds", "0", "--force", "--no-report") == EXIT_OK
+    assert len(CALLS) == 7
+
+    CALLS.clear()  # a --set applies where its stage exists (not faketable2's pipeline-less row)
+    assert cli("run", "all", "--seeds", "0", "--set", "pretrain.steps=4") == EXIT_OK
+    assert sorted(k for k, _ in CALLS) == ["downstream", "downstream", "pretrain"]
+    assert cli("run", "all", "--set", "nosuch.key=1") == EXIT_SPEC
+    assert "no stage 'nosuch'" in capsys.readouterr().err
+
+    CALLS.clear()  # a failing shared stage fails once, and both tables say so
+    assert cli("run", "all", "--seeds", "0", "--set", "pretrain.fail=true") == EXIT_FAILED
+    assert [k for k, _ in CALLS].count("pretrain") == 1
+
+
+def test_run_with_sweeps_and_dry_run_of_several(cli, two_tables, tmp_path, capsys):
+    assert cli("run", "faketable", "faketable2", "--seeds", "0", "--dry-run") == EXIT_OK
+    assert "all 2: 7 distinct stages, 7 to run" in capsys.readouterr().out
+    assert CALLS == []
+    assert cli("run", "faketable2", "--with-sweeps") == EXIT_OK
+    out = capsys.readouterr().out
+    assert "fakesweep (smoke) wall time:" in out
+    index = (tmp_path / "reports" / "README.md").read_text()
+    lines = [line for line in index.splitlines() if line.startswith("| [")]
+    assert "(fakesweep.md)" in lines[-1] and "4 trials complete; best `qa.quality=" in lines[-1]
+    assert "(faketable2.md)" in lines[0]

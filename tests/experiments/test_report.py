@@ -4,7 +4,7 @@ from conftest import FAKE_KINDS
 from experiments.plan import build_plan, table_variants
 from experiments.report import collect, markdown_table, paper_number, write_table_report
 from experiments.specs import load_spec
-from experiments.stats import diff_interval, reproduced
+from experiments.stats import diff_interval, reproduced, verdict_of
 
 
 def plan_for(specs, seeds):
@@ -40,7 +40,7 @@ def test_report_from_a_store_of_runs(specs, runner, tracker, tmp_path):
     assert len(diff_rows) == 1
     cells = [c.strip() for c in diff_rows[0].strip("|").split("|")]
     assert cells[4] == "seeds x items" and cells[5] == "+9.3"
-    assert cells[6] in ("yes", "no (opposite)", "unclear (interval spans 0)")
+    assert cells[6] in ("reproduced", "contradicted", "not reproduced (interval spans 0)")
     assert "Usage" not in [
         line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| With MVM |")
     ]
@@ -66,13 +66,14 @@ def test_bootstrap_interval():
     mean = lambda xs: [float(np.mean(x)) for x in xs]  # noqa: E731
     up = diff_interval(mean(better), mean(base), better, base)
     assert up.source == "seeds x items" and 0.1 < up.low < up.diff < up.high < 0.3
-    assert reproduced(+5.0, up) == "yes" and reproduced(-5.0, up) == "no (opposite)"
+    assert reproduced(+5.0, up) == "reproduced" and reproduced(-5.0, up) == "contradicted"
     flat = diff_interval(mean(same), mean(base), same, base)
-    assert flat.low < 0 < flat.high and reproduced(1.0, flat).startswith("unclear")
+    assert flat.low < 0 < flat.high and reproduced(1.0, flat) == "not reproduced (interval spans 0)"
     seeds_only = diff_interval([0.6, 0.62, 0.61], [0.5, 0.52, 0.49])
     assert seeds_only.source == "seeds" and seeds_only.low > 0
     single = diff_interval([0.6], [0.5])
-    assert single.low is None and reproduced(1.0, single) == "yes (point estimate only)"
+    assert single.low is None and reproduced(1.0, single).startswith("not reproduced (no interval")
+    assert verdict_of(reproduced(1.0, single)) == "not reproduced" and verdict_of("n/a") is None
 
 
 def test_markdown_helpers():
@@ -126,3 +127,63 @@ def test_figure_plots(tmp_path):
         path = tmp_path / f"{plot['type']}.png"
         plot_figure(spec, measured, path)
         assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_durations_and_timing_words():
+    from experiments.report import Timing, format_duration
+
+    assert [format_duration(s) for s in (0.44, 42.4, 192, 840, 7500)] == [
+        "0.4 s",
+        "42 s",
+        "3 min 12 s",
+        "14 min",
+        "2 h 5 min",
+    ]
+    timing = Timing(wall_s=192, ran_s=180, reused_s=660)
+    assert timing.describe() == "3 min 12 s this run; stage compute 14 min (11 min reused from earlier runs)"
+    assert Timing(5.0, 0.0, 60.0).describe().endswith("(all reused from earlier runs)")
+    assert Timing(None, 0.0, 60.0).describe().startswith("not recorded")
+
+
+def test_index_lists_every_report_with_its_verdicts(specs, runner, tracker, tmp_path):
+    from experiments.report import Timing, read_summary, write_index
+
+    reports = tmp_path / "reports"
+    spec, plan = plan_for(specs, [0, 1])
+    outcomes = runner.execute(plan, "faketable")
+    path = write_table_report(
+        spec, plan, tracker, reports, "faketable", {}, Timing.from_outcomes(outcomes, 3.0)
+    )
+    (reports / "table1.md").write_text(
+        "# Table 1: old\n\n- **Profile**: `quick`\n- **Store**: x; generated 2026-01-02 03:04\n"
+    )
+    write_index(reports)
+    index = (reports / "README.md").read_text()
+    lines = [line for line in index.splitlines() if line.startswith("| [")]
+    assert len(lines) == 2 and "(faketable.md)" in lines[0] and "(table1.md)" in lines[1]
+    assert "| `smoke` |" in lines[0] and "| 3.0 s (stage compute" in lines[0]
+    assert "2026-01-02 03:04" in lines[1] and "no summary recorded" in lines[1]
+
+    # the summary counts the verdicts of the report's own difference table, per row
+    verdicts = [
+        line.strip("|").split("|")[-1].strip().split(" (")[0]
+        for line in path.read_text().split("## Difference")[1].splitlines()
+        if line.startswith("| With MVM |")
+    ]
+    assert verdicts.pop() == "n/a"  # Hits@1: no paper difference
+    assert len(verdicts) == 2  # QA and MC (Usage has no baseline value)
+    row = (
+        "contradicted"
+        if "contradicted" in verdicts
+        else "reproduced"
+        if set(verdicts) == {"reproduced"}
+        else "not reproduced"
+    )
+    expected = (
+        "1 of 1 ablation row reproduced"
+        if row == "reproduced"
+        else f"0 of 1 ablation row reproduced, 1 {row}"
+    )
+    expected += f" ({verdicts.count('reproduced')} of 2 differences reproduced)"
+    assert read_summary(path)["summary"] == expected
+    assert lines[0].endswith(f"| {expected} |")

@@ -155,3 +155,43 @@ def test_unfinished_attempt_keeps_its_files_for_resuming_but_force_starts_fresh(
     assert partial.exists()
     runner.execute(plan, "faketable", force=True)
     assert not partial.exists()
+
+
+def test_stage_seconds_are_recorded_and_carried_by_reuse(specs, runner, tracker):
+    import json
+
+    from experiments.runner import MANIFEST, run_seconds
+
+    first = runner.execute(plan_for(specs), "faketable")
+    pretrain = next(o for o in first.values() if o.stage.name == "pretrain")
+    manifest = json.loads((pretrain.out_dir / MANIFEST).read_text())
+    assert 0 < manifest["seconds"] <= pretrain.seconds
+    run = tracker.client.get_run(pretrain.run_id)
+    assert float(run.data.tags[f"{TAG}seconds"]) == manifest["seconds"] == run_seconds(run)
+
+    second = runner.execute(plan_for(specs), "faketable")
+    reused = second[pretrain.stage.id]
+    assert reused.status == "reused" and reused.seconds == manifest["seconds"]
+
+
+def test_once_per_invocation_runs_a_stage_once_across_executes(specs, tracker):
+    from experiments.runner import Runner
+
+    runner = Runner(tracker, show_progress=False, once_per_invocation=True)
+    forced = runner.execute(plan_for(specs), "faketable", force=True)
+    assert {o.status for o in forced.values()} == {"ran"} and len(CALLS) == 7
+    CALLS.clear()
+    again = runner.execute(plan_for(specs), "faketable", force=True)  # a second table of the same command
+    assert CALLS == [] and {o.status for o in again.values()} == {"reused"}
+
+    failing = plan_for(specs, {"pretrain.fail": True})
+    runner.execute(failing, "faketable")
+    assert kinds_called().count("pretrain") == 1
+    CALLS.clear()
+    later = runner.execute(failing, "faketable")  # not retried within the command
+    assert "pretrain" not in kinds_called()
+    pretrain = next(o for o in later.values() if o.stage.name == "pretrain")
+    assert pretrain.status == "failed" and "failed earlier in this command" in pretrain.error
+    assert {
+        o.status for o in later.values() if o.stage.name in ("qa", "mc") and o.stage.inputs.get("checkpoint")
+    } == {"blocked"}

@@ -1,0 +1,101 @@
+"""Two workers on one runs folder: a stage runs once; the second waits for it, then reuses it.
+
+(Threads stand in for processes: ``flock`` locks of separately opened files exclude each other
+within one process too.)
+"""
+
+import dataclasses
+import io
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from experiments.locks import lock_path, stage_lock
+from experiments.plan import build_plan, table_variants
+from experiments.runner import Runner
+from experiments.specs import load_spec
+from experiments.tracking import Tracker
+
+
+@pytest.fixture
+def fakes(request):
+    """This folder's conftest (fake stages, CALLS) as pytest loaded it: imported by name, ``conftest``
+    can be another folder's when several test folders run together."""
+    here = str(Path(__file__).with_name("conftest.py"))
+    return next(p for p in request.config.pluginmanager.get_plugins() if getattr(p, "__file__", None) == here)
+
+
+def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_second_holder_waits_with_a_message_naming_the_first(tmp_path):
+    out_dir = tmp_path / "runs" / "abc123"
+    order, messages = [], []
+    released = threading.Event()
+
+    def second():
+        with stage_lock(out_dir, "abc123", messages.append) as waited:
+            order.append(("second", waited))
+
+    with stage_lock(out_dir, "abc123") as waited:
+        order.append(("first", waited))
+        assert lock_path(out_dir).read_text() == str(os.getpid())  # the holder, for the message
+        thread = threading.Thread(target=second)
+        thread.start()
+        _wait_for(lambda: messages, "the second holder to wait")
+        assert order == [("first", False)]  # still waiting while the first holds the lock
+        released.set()
+    thread.join(10)
+    assert order == [("first", False), ("second", True)]
+    assert messages == [f"waiting for another process running stage abc123 (pid {os.getpid()})"]
+    assert not out_dir.exists() and lock_path(out_dir).read_text() == ""  # beside the output folder; released
+
+
+def test_two_runners_on_one_runs_folder_run_each_stage_once(specs, tracker, fakes):
+    started, release = threading.Event(), threading.Event()
+
+    def slow_train(config, inputs, out_dir, on_metrics=None):
+        started.set()
+        assert release.wait(30), "the test never released the stage"
+        return fakes.fake_train(config, inputs, out_dir, on_metrics)
+
+    kinds = {**fakes.FAKE_KINDS, "pretrain": dataclasses.replace(fakes.FAKE_KINDS["pretrain"], run=slow_train)}
+    spec = load_spec("faketable", specs)
+    plan = build_plan(spec.name, table_variants(spec, specs, "smoke", {}), "smoke", [0], kinds)
+    logs = [io.StringIO(), io.StringIO()]
+    # two workers as two processes would be: each its own tracker client on the shared store and runs folder
+    runners = [
+        Runner(Tracker(tracker.uri, tracker.runs_dir), Console(file=log, width=200), show_progress=False)
+        for log in logs
+    ]
+    outcomes = [None, None]
+
+    def work(i):
+        outcomes[i] = runners[i].execute(plan, "faketable")
+
+    first = threading.Thread(target=work, args=(0,))
+    first.start()
+    assert started.wait(30)
+    second = threading.Thread(target=work, args=(1,))
+    second.start()
+    _wait_for(lambda: "waiting for another process running stage" in logs[1].getvalue(), "the second runner to wait")
+    release.set()
+    first.join(60)
+    second.join(60)
+
+    pretrain = next(sid for sid, s in plan.stages.items() if s.kind.name == "pretrain")
+    assert f"running stage {pretrain} (pid {os.getpid()})" in logs[1].getvalue()
+    assert outcomes[0][pretrain].status == "ran" and outcomes[1][pretrain].status == "reused"
+    assert outcomes[1][pretrain].metrics == outcomes[0][pretrain].metrics
+    assert all(o.ok for run in outcomes for o in run.values())
+    # every stage ran once, in one runner or the other
+    assert Counter(kind for kind, _ in fakes.CALLS) == Counter(s.kind.name for s in plan.stages.values())
