@@ -21,6 +21,27 @@ Exact resume. The data order is a permutation drawn from (seed, epoch); the
 position in it is saved. Per-step randomness comes from (seed, step), and the
 global RNG (dropout) is saved in the checkpoint, so a run stopped after step k
 and resumed gives the same weights and metrics as one that ran straight through.
+
+Data parallel (``torch.distributed`` initialised by the caller, e.g. ``experiments/torchrun_pretrain.py``).
+``batch_size`` is the global micro-batch: each of W ranks takes ``batch_size / W`` clips of the
+one-process batch (the data order's batch ``i`` is split into W consecutive parts), and W ranks
+train on exactly what one process would:
+
+- the step's random draws are made for the global batch: every rank gathers the micro-batch's
+  captions (a few integers per clip) and draws the MLM mask, region mask and VTM pairs as one
+  process would, then keeps its rows. VTM's mismatched captions thus come from the whole global
+  batch; a rank encodes the ones it needs itself.
+- each term is a mean over its targets (masked words, masked regions, pairs), and ranks hold
+  different numbers of them: a rank weighs its means by its share of the targets, so that DDP's
+  average of the ranks' gradients is the gradient of the global mean, and so are the logged
+  values (averaged over ranks before they are reported).
+- rank 0 alone writes files and reports metrics; a checkpoint holds the plain (unwrapped) model
+  and resumes on any number of ranks (``out_dir`` must be on storage every rank sees).
+
+Two things differ from one process by design: dropout masks (each rank draws its own, seeded by
+(seed, step, rank) so that a resumed run repeats them), and BatchNorm statistics, which DDP
+computes per rank over ``batch_size / W`` clips (the ``quick`` preset's MobileNetV3 has
+BatchNorm; ``smoke`` and ``paper`` use EdgeNeXt, LayerNorm only).
 """
 
 from __future__ import annotations
@@ -40,9 +61,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from evilm.config import ConfigError, to_dict
 from evilm.data import DataError
-from evilm.data.text import mask_tokens
+from evilm.data.text import PAD_ID, mask_tokens
 from evilm.models import EViLM, MLMHead, MVMHead, VTMHead
 from evilm.stage import MetricsCallback, StageResult, report
+from evilm.train import distributed as D
 from evilm.train.checkpoint import (
     atomic_save,
     derived_seed,
@@ -77,7 +99,7 @@ class PretrainConfig:
     mlm_prob: float = 0.15  # fraction of words masked (80% [MASK], 10% random word, 10% kept)
     mask: MaskConfig = field(default_factory=MaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    batch_size: int = 16  # clips per micro-batch
+    batch_size: int = 16  # clips per micro-batch, over all ranks (each of W ranks takes batch_size / W)
     accum_steps: int = 1  # micro-batches per optimizer step
     epochs: int = 1
     max_steps: int = 0  # > 0: this many optimizer steps in all, instead of `epochs`
@@ -170,11 +192,16 @@ class EViLMForPretraining(nn.Module):
             if clean_video is None:
                 clean_video = bb.encode_video(frames)
             text = bb.encode_text(ids, attn)
-            neg = batch["vtm_negatives"]
+            if "vtm_negative_ids" in batch:  # under DDP: captions drawn from the global batch, encoded here
+                neg_attn = batch["vtm_negative_mask"]
+                neg_text = bb.encode_text(batch["vtm_negative_ids"], neg_attn)
+            else:
+                neg = batch["vtm_negatives"]
+                neg_text, neg_attn = text[neg], attn[neg]
             fused = bb.fuse(
                 video=torch.cat([clean_video, clean_video]),
-                text=torch.cat([text, text[neg]]),
-                text_mask=torch.cat([attn, attn[neg]]),
+                text=torch.cat([text, neg_text]),
+                text_mask=torch.cat([attn, neg_attn]),
             )
             logits = self.vtm_head(fused.cls)
             out["vtm"] = vtm_loss(logits, batch["vtm_labels"])
@@ -191,6 +218,16 @@ def _accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 # --- per-step randomness -----------------------------------------------------------------------
 
 
+@dataclass
+class GlobalCaptions:
+    """Under DDP: the captions of the whole micro-batch (every rank's rows in rank order, padded to one
+    length) and this rank's rows among them."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    rows: slice
+
+
 def prepare_batch(
     batch: dict[str, Any],
     cfg: PretrainConfig,
@@ -198,20 +235,29 @@ def prepare_batch(
     generator: torch.Generator,
     tokenizer: Any | None,
     device: torch.device,
+    captions: GlobalCaptions | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Move a data batch to the device and draw the step's masks, MLM targets and VTM negatives."""
+    """Move a data batch to the device and draw the step's masks, MLM targets and VTM negatives.
+
+    With ``captions`` (DDP), the draws are made for the global batch, as one process would make
+    them, and this rank keeps its rows; VTM negatives then come as captions, not indices.
+    """
+    sharded = captions is not None
+    if captions is None:  # one process: its batch is the global batch
+        captions = GlobalCaptions(batch["input_ids"], batch["attention_mask"], slice(None))
+    all_ids, all_attn, mine = captions.input_ids, captions.attention_mask, captions.rows
     frames = batch["frames"]
-    ids, attn = batch["input_ids"], batch["attention_mask"]
+    ids, attn = all_ids[mine], all_attn[mine]
     out: dict[str, torch.Tensor] = {"frames": frames, "input_ids": ids, "attention_mask": attn}
     if "mlm" in cfg.losses:
         # BERT's 80/10/10 masking of cfg.mlm_prob of the words (evilm.data.text); labels IGNORE elsewhere
-        out["mlm_input_ids"], out["mlm_labels"] = mask_tokens(
-            ids, attn, model.backbone.config.text.vocab_size, cfg.mlm_prob, generator
-        )
+        vocab_size = model.backbone.config.text.vocab_size
+        masked, labels = mask_tokens(all_ids, all_attn, vocab_size, cfg.mlm_prob, generator)
+        out["mlm_input_ids"], out["mlm_labels"] = masked[mine], labels[mine]
     if "mvm" in cfg.losses:
-        b, t, _, h, w = frames.shape
+        _, t, _, h, w = frames.shape
         gh, gw = model.backbone.video_grid(h, w)
-        out["region_mask"] = make_mask((b, t, gh, gw), cfg.mask, generator)
+        out["region_mask"] = make_mask((len(all_ids), t, gh, gw), cfg.mask, generator)[mine]
         if "codes" in batch:  # labels cached per clip by evilm.tokenizers
             out["codes"] = batch["codes"].long()
         elif tokenizer is not None:
@@ -224,12 +270,48 @@ def prepare_batch(
                 f"{tuple(out['region_mask'].shape)}: the tokenizer's stride/image size do not match the model"
             )
     if "vtm" in cfg.losses:
-        b = ids.shape[0]
-        neg = vtm_pairs(b, generator)
-        same = (ids == ids[neg]).all(1) & (attn == attn[neg]).all(1)  # an identical caption still matches
-        out["vtm_negatives"] = neg
-        out["vtm_labels"] = torch.cat([torch.ones(b, dtype=torch.long), same.long()])
+        neg = vtm_pairs(len(all_ids), generator)
+        # an identical caption still matches
+        same = (all_ids == all_ids[neg]).all(1) & (all_attn == all_attn[neg]).all(1)
+        if sharded:  # the mismatched caption may sit on another rank: pass the caption itself
+            out["vtm_negative_ids"], out["vtm_negative_mask"] = all_ids[neg[mine]], all_attn[neg[mine]]
+        else:
+            out["vtm_negatives"] = neg
+        out["vtm_labels"] = torch.cat([torch.ones(len(ids), dtype=torch.long), same[mine].long()])
     return {k: v.to(device, non_blocking=True) for k, v in out.items()}
+
+
+def _gather_captions(batch: dict[str, Any], counts: list[int]) -> GlobalCaptions:
+    """Every rank's captions of this micro-batch, padded to the longest (as one process's collate pads
+    the global batch), and this rank's rows; ``counts`` is every rank's number of clips."""
+    ids, attn = batch["input_ids"], batch["attention_mask"]
+    length = int(D.gather_rows(torch.tensor([ids.shape[1]])).max())
+    pad = length - ids.shape[1]
+    ids = torch.nn.functional.pad(ids, (0, pad), value=PAD_ID)
+    attn = torch.nn.functional.pad(attn.to(ids.dtype), (0, pad), value=0)
+    both = D.gather_rows(torch.stack([ids, attn], dim=1))  # (B, 2, L): one exchange for ids and mask
+    rank = D.rank_and_world()[0]
+    start = sum(counts[:rank])
+    return GlobalCaptions(both[:, 0], both[:, 1].to(batch["attention_mask"].dtype),
+                          slice(start, start + counts[rank]))
+
+
+def _rank_shares(batch: dict[str, torch.Tensor], cfg: PretrainConfig) -> dict[str, float]:
+    """Under DDP, each term's weight on this rank: its number of targets over the ranks' mean number.
+
+    A term is the mean over its targets (masked words, masked regions, video-text pairs). DDP averages
+    the ranks' gradients; weighting rank r's mean by n_r / mean(n) makes that average the gradient of
+    the global batch's mean, and the ranks' average of the weighted values the global value.
+    """
+    counts: dict[str, float] = {}
+    if "mlm" in cfg.losses:
+        counts["mlm"] = float((batch["mlm_labels"] != IGNORE).sum())
+    if "mvm" in cfg.losses:
+        counts["mvm"] = float(batch["region_mask"].sum())
+    if "vtm" in cfg.losses:
+        counts["vtm"] = float(len(batch["vtm_labels"]))
+    mean = D.mean_over_ranks(counts)
+    return {k: counts[k] / mean[k] if mean[k] > 0 else 0.0 for k in counts}
 
 
 # --- data order --------------------------------------------------------------------------------
@@ -261,12 +343,6 @@ class EpochBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return self.batches_per_epoch() - self.start
-
-
-def _dist_info() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 # --- the loop ----------------------------------------------------------------------------------
@@ -311,18 +387,22 @@ def pretrain(
 
     Writes ``checkpoints/last.pt`` when it stops or ends (and every ``checkpoint_every`` steps),
     and ``model.pt`` (backbone + heads + ``meta``, see ``save_pretrained``) only when the run is
-    complete.
+    complete. Under ``torch.distributed`` every rank calls this with the same arguments (see the
+    module docstring); rank 0 writes the files and calls ``on_metrics``.
     """
     out_dir = Path(out_dir)
+    rank, world = D.rank_and_world()
+    if cfg.batch_size % world:
+        raise ConfigError("batch_size", f"{cfg.batch_size} clips (the global micro-batch) do not split evenly "
+                          f"over {world} ranks: use a multiple of {world}")
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU (set by init_distributed)
     model.to(device)
     if tokenizer is not None:
         tokenizer.to(device).eval()
-    rank, world = _dist_info()
-    if world > 1:
-        # The data order already shards by rank; gradient synchronisation (DDP) belongs to the scale-out work.
-        raise NotImplementedError("pretraining under torch.distributed (world size > 1) is not wired yet")
-    sampler_probe = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, 0, rank=rank, world_size=world)
+    rank_batch = cfg.batch_size // world
+    sampler_probe = EpochBatchSampler(len(dataset), rank_batch, cfg.seed, 0, rank=rank, world_size=world)
     steps_per_epoch = sampler_probe.batches_per_epoch() // cfg.accum_steps
     if steps_per_epoch < 1:
         raise ValueError(
@@ -340,6 +420,8 @@ def pretrain(
     ckpt_path = out_dir / "checkpoints" / "last.pt"
     if resume_from is None and cfg.resume and ckpt_path.is_file():
         resume_from = ckpt_path
+    if world > 1 and 0 < D.mean_over_ranks({"resume": float(resume_from is not None)})["resume"] < 1:
+        raise RuntimeError(f"{ckpt_path} is visible on some ranks only: out_dir must be on storage every rank sees")
     if resume_from is not None:
         state = load_checkpoint(resume_from, map_location=device)
         if state["extra"].get("config") != json.dumps(_resume_key(cfg), sort_keys=True):
@@ -357,7 +439,7 @@ def pretrain(
             "epoch_sums": epoch_sums,
             "epoch_count": epoch_count,
         }
-        if rank == 0:
+        if rank == 0:  # the plain model (not the DDP wrapper): it resumes on any number of ranks
             save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                             step=step, epoch=epoch, batch_in_epoch=batch_pos, extra=extra)
 
@@ -365,12 +447,13 @@ def pretrain(
     window: dict[str, float] = {}
     window_steps, window_time, window_data_time = 0, 0.0, 0.0
     progress = ProgressBar(cfg.progress and rank == 0, total=total_steps, start=step)
+    net = D.wrap(model, device)  # DDP when distributed (gradients averaged over ranks), else the model itself
     model.train()
     while step < stop_at:
         if isinstance(getattr(dataset, "epoch", None), int):
             dataset.epoch = epoch  # the data set's own randomness (frame choice, crops) follows the epoch
         skipped = 0
-        sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, epoch,
+        sampler = EpochBatchSampler(len(dataset), rank_batch, cfg.seed, epoch,
                                     start=batch_pos * cfg.accum_steps, rank=rank, world_size=world)
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate_fn,
                             generator=generator_for(cfg.seed, "loader", epoch), pin_memory=device.type == "cuda")
@@ -378,8 +461,10 @@ def pretrain(
         while batch_pos < steps_per_epoch and step < stop_at:
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
+            if world > 1:  # each rank its own dropout masks, the same again when resumed
+                torch.manual_seed(derived_seed(cfg.seed, "dropout", step, rank))
             terms, data_time = _optimizer_step(
-                cfg, model, batches, optimizer, scaler, amp_dtype, tokenizer, device, step
+                cfg, model, net, batches, optimizer, scaler, amp_dtype, tokenizer, device, step
             )
             scheduler.step()
             step += 1
@@ -398,11 +483,12 @@ def pretrain(
             window_time += elapsed
             window_data_time += data_time
             if step % cfg.log_every == 0 or step == stop_at:
-                clips = window_steps * cfg.batch_size * cfg.accum_steps * world
+                clips = window_steps * cfg.batch_size * cfg.accum_steps  # over all ranks
                 logged = {f"train/{k}": v / window_steps for k, v in window.items()}
                 logged["train/clips_per_s"] = clips / max(window_time, 1e-9)
                 logged["train/data_fraction"] = window_data_time / max(window_time, 1e-9)
-                report(on_metrics, logged, step)
+                if rank == 0:
+                    report(on_metrics, logged, step)
                 progress.update(step, logged)
                 window, window_steps, window_time, window_data_time = {}, 0, 0.0, 0.0
             if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0:
@@ -418,19 +504,25 @@ def pretrain(
     metrics = {f"pretrain/{k}": v / max(epoch_count, 1) for k, v in epoch_sums.items()}
     metrics.update({"pretrain/steps": float(step), "pretrain/total_steps": float(total_steps),
                     "pretrain/complete": float(complete)})
-    artifacts: dict[str, Path] = {"checkpoint": ckpt_path}
+    artifacts: dict[str, Path] = {"checkpoint": ckpt_path, "metrics": out_dir / "metrics.json"}
+    if complete:
+        artifacts["model"] = out_dir / "model.pt"
     if rank == 0:
-        _write_json(out_dir / "metrics.json", metrics)
-        artifacts["metrics"] = out_dir / "metrics.json"
+        _write_json(artifacts["metrics"], metrics)
         if complete:
-            artifacts["model"] = save_pretrained(out_dir / "model.pt", model,
-                                                 meta={"pretrain_config": to_dict(cfg), **(meta or {})})
+            save_pretrained(artifacts["model"], model, meta={"pretrain_config": to_dict(cfg), **(meta or {})})
+    D.barrier()  # every rank returns once rank 0's files are in place
     return StageResult(metrics=metrics, artifacts=artifacts)
 
 
-def _optimizer_step(cfg, model, batches, optimizer, scaler, amp_dtype, tokenizer, device, step):
-    """Accumulate ``accum_steps`` micro-batches, clip, step. Returns averaged terms and data time."""
+def _optimizer_step(cfg, model, net, batches, optimizer, scaler, amp_dtype, tokenizer, device, step):
+    """Accumulate ``accum_steps`` micro-batches, clip, step. Returns the terms (averaged over the
+    micro-batches and the ranks) and the time spent waiting for data.
+
+    ``net`` is ``model`` itself, or its DDP wrapper: forward and backward go through it.
+    """
     optimizer.zero_grad(set_to_none=True)
+    distributed = net is not model
     sums: dict[str, float] = {}
     data_time = 0.0
     skipped = 0
@@ -438,25 +530,38 @@ def _optimizer_step(cfg, model, batches, optimizer, scaler, amp_dtype, tokenizer
         t0 = time.perf_counter()
         raw = next(batches)
         data_time += time.perf_counter() - t0  # waiting for the loader (decoding, collating)
-        skipped += int(raw.get("num_skipped", 0))
-        if "frames" not in raw or ("vtm" in cfg.losses and len(raw["frames"]) < 2):
+        # every rank's (readable clips, unreadable clips); one process: its own
+        readable = len(raw["frames"]) if "frames" in raw else 0
+        per_rank = D.gather_rows(torch.tensor([[readable, int(raw.get("num_skipped", 0))]]))
+        counts = per_rank[:, 0].tolist()
+        skipped += int(per_rank[:, 1].sum())
+        if min(counts) == 0 or ("vtm" in cfg.losses and sum(counts) < 2):
             raise DataError(f"step {step + 1}: too few readable clips in a batch ({skipped} unreadable)")
-        batch = prepare_batch(raw, cfg, model, generator_for(cfg.seed, "step", step, micro), tokenizer, device)
+        captions = _gather_captions(raw, counts) if distributed else None
+        batch = prepare_batch(raw, cfg, model, generator_for(cfg.seed, "step", step, micro), tokenizer, device,
+                              captions)
+        shares = _rank_shares(batch, cfg) if distributed else {}
         autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-        with autocast:
-            out = model(batch)
-        loss = sum(cfg.weight(name) * out[name] for name in cfg.losses)
-        for name in cfg.losses:
-            value = out[name].item()
-            if not math.isfinite(value):
-                raise NonFiniteLossError(step + 1, name, value)
-        if not math.isfinite(loss.item()):
-            raise NonFiniteLossError(step + 1, "total", loss.item())
-        scaled = loss / cfg.accum_steps
-        (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        sums["loss"] = sums.get("loss", 0.0) + loss.item()
-        for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + v.item()
+        # DDP averages gradients in the backward pass: only once per step, on the last micro-batch
+        sync = net.no_sync() if distributed and micro < cfg.accum_steps - 1 else nullcontext()
+        with sync:
+            with autocast:
+                out = net(batch)
+            if shares:
+                out = {k: v * shares[k.removesuffix("_acc")] for k, v in out.items()}
+            loss = sum(cfg.weight(name) * out[name] for name in cfg.losses)
+            local = {"loss": loss.item(), **{k: v.item() for k, v in out.items()}}
+            averaged = D.mean_over_ranks(local)  # one process: ``local`` itself
+            values = {k: averaged[k] for k in local}
+            for name in cfg.losses:  # (the ranks' mean: a non-finite term stops every rank)
+                if not math.isfinite(values[name]):
+                    raise NonFiniteLossError(step + 1, name, values[name])
+            if not math.isfinite(values["loss"]):
+                raise NonFiniteLossError(step + 1, "total", values["loss"])
+            scaled = loss / cfg.accum_steps
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
     if scaler is not None:
         scaler.unscale_(optimizer)
     params = [p for p in model.parameters() if p.grad is not None]
@@ -471,7 +576,7 @@ def _optimizer_step(cfg, model, batches, optimizer, scaler, amp_dtype, tokenizer
         optimizer.step()
     terms = {k: v / cfg.accum_steps for k, v in sums.items()}
     terms["grad_norm"] = float(grad_norm)
-    terms["clips_skipped"] = float(skipped)
+    terms["clips_skipped"] = float(skipped)  # over all ranks
     return terms, data_time
 
 
@@ -618,7 +723,9 @@ def run(
             raise ConfigError("num_workers", "cache_clips keeps clips in this process: use num_workers=0")
         dataset = CachedClips(dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text_path = text_tokenizer.save(out_dir / "text_tokenizer.json")
+    text_path = out_dir / "text_tokenizer.json"
+    if D.on_main():  # ranks share out_dir: one writer (every rank built the same vocabulary)
+        text_tokenizer.save(text_path)
     result = pretrain(
         config, model, dataset, out_dir, tokenizer=video_tokenizer, collate_fn=BatchCollator(dataset, codes),
         on_metrics=on_metrics, resume_from=inputs.get("resume"),

@@ -1,0 +1,178 @@
+"""Data-parallel pre-training under ``torchrun``: the pretraining stage on N processes.
+
+torchrun starts one process per GPU (or per CPU worker) and sets RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR and MASTER_PORT; this entry point reads them (the ``evilm`` library never reads the
+environment), joins the process group, and every rank runs ``evilm.train.pretrain.run`` with the
+same config and inputs. See ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+USAGE = """\
+Pre-train E-ViLM with DistributedDataParallel: one process per GPU, on one or many nodes.
+
+  # one node, 8 GPUs (NCCL):
+  torchrun --nproc-per-node 8 -m experiments.torchrun_pretrain --profile paper \\
+      --data /data/evilm-root --tokenizer runs/<tokenizer stage id>/tokenizer.pt --out /shared/pretrain-a
+
+  # M nodes x N GPUs: the same command on every node (one rendezvous endpoint, one job id):
+  torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint node0:29500 \\
+      --rdzv-id pretrain-a -m experiments.torchrun_pretrain --profile paper --data ... --out ...
+
+  # two CPU processes (gloo), e.g. to try it out on the smoke world:
+  torchrun --standalone --nproc-per-node 2 -m experiments.torchrun_pretrain --profile smoke \\
+      --data runs/<data stage id>/<world> --tokenizer runs/<tokenizer stage id>/tokenizer.pt --out /tmp/ddp
+
+  # without torchrun: one process, the same code path
+  python -m experiments.torchrun_pretrain --profile smoke --data ... --tokenizer ... --out /tmp/one
+
+The config is the profile's pretraining preset (evilm.train.pretrain.PRESETS), then --config
+(a JSON or YAML file of overrides, nested or dotted keys, e.g. {"mask.ratio": 0.5}), then --set.
+batch_size is the GLOBAL micro-batch: each of W ranks takes batch_size / W clips (an error if
+it does not divide), so W ranks train on exactly what one process with batch_size would, and
+the learning rate needs no rescaling when W changes.
+
+Outputs (written by rank 0 only; --out must be on storage every node sees):
+  OUT/checkpoints/last.pt   every checkpoint_every steps and at the end (resumes on any W)
+  OUT/model.pt              the pretrained backbone + heads, once the run is complete
+  OUT/metrics.json          the final metrics (averaged over ranks)
+  OUT/train_log.jsonl       one line per logged step: {"step": S, "train/loss": ...} (a resumed
+                            run appends: for a step logged twice, the later line counts)
+  OUT/text_tokenizer.json   the text vocabulary; OUT/_config.json the resolved config
+
+Preemption: rerun the same command (or give torchrun --max-restarts K): the run continues from
+OUT/checkpoints/last.pt, also on another number of ranks, and a checkpoint saved under other
+settings is refused. --fresh ignores an existing checkpoint.
+"""
+
+
+def dist_config_from_env(env: dict[str, str], backend: str):
+    """torchrun's variables as a ``DistConfig``; no WORLD_SIZE means one process."""
+    from evilm.train.distributed import DistConfig
+
+    def number(name: str, default: int) -> int:
+        value = env.get(name, "")
+        if value == "":
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise SystemExit(f"error: environment variable {name}={value!r} is not an integer") from None
+
+    world = number("WORLD_SIZE", 1)
+    if world > 1:
+        missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not env.get(name)]
+        if missing:
+            raise SystemExit(f"error: WORLD_SIZE={world} but {', '.join(missing)} not set: start with torchrun")
+    if backend == "auto":
+        import torch
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    return DistConfig(
+        rank=number("RANK", 0),
+        world_size=world,
+        backend=backend,
+        init_method="env://",
+        local_rank=number("LOCAL_RANK", 0),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="torchrun ... -m experiments.torchrun_pretrain",
+        description=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--profile", choices=("smoke", "quick", "paper"), default="quick",
+                   help="the pretraining preset to start from (default: quick)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="JSON/YAML overrides of the preset")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one key, e.g. --set max_steps=1000 (repeatable; values parse as YAML)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="the data root: a real one, or a data stage's generated world (runs/<stage id>/<profile>-<key>)")
+    p.add_argument("--tokenizer", type=Path, help="the video tokenizer file (MVM with online targets)")
+    p.add_argument("--codes", type=Path, help="the tokenizer stage's per-clip codes (mvm_targets=cached)")
+    p.add_argument("--text-tokenizer", type=Path, help="a text tokenizer file (default: built from the captions)")
+    p.add_argument("--out", type=Path, required=True, help="the output folder, shared by every rank")
+    p.add_argument("--backend", choices=("auto", "nccl", "gloo"), default="auto",
+                   help="process-group backend (default: nccl with GPUs, else gloo)")
+    p.add_argument("--fresh", action="store_true", help="start over even if OUT/checkpoints/last.pt exists")
+    return p
+
+
+def load_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
+    from experiments.specs import parse_sets
+
+    overrides: dict[str, Any] = {}
+    if args.config is not None:
+        if not args.config.is_file():
+            raise SystemExit(f"error: --config {args.config}: no such file")
+        text = args.config.read_text()
+        # JSON by its own parser: PyYAML reads a JSON number such as 1e-06 as a string
+        loaded = json.loads(text) if args.config.suffix == ".json" else yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"error: --config {args.config}: expected a mapping of config keys")
+        overrides.update(loaded)
+    overrides.update(parse_sets(args.sets))
+    overrides["resume"] = not args.fresh  # a relaunched job continues where the last checkpoint left it
+    return overrides
+
+
+def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    dist_cfg = dist_config_from_env(dict(os.environ if env is None else env), args.backend)
+
+    from evilm.config import ConfigError, to_dict
+    from evilm.train import distributed as D
+    from evilm.train.pretrain import pretrain_config, run
+
+    overrides = load_overrides(args)
+    try:
+        cfg = pretrain_config(args.profile, overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if cfg.device == "auto" and dist_cfg.backend == "nccl":
+        cfg.device = f"cuda:{dist_cfg.local_rank}"  # this process's GPU on its node
+    inputs: dict[str, Any] = {"data": args.data}
+    for name in ("tokenizer", "codes", "text_tokenizer"):
+        if getattr(args, name) is not None:
+            inputs[name] = getattr(args, name)
+
+    D.init_distributed(dist_cfg)
+    try:
+        log = args.out / "train_log.jsonl"
+        if D.on_main():
+            args.out.mkdir(parents=True, exist_ok=True)
+            resolved = {"profile": args.profile, "world_size": dist_cfg.world_size, "config": to_dict(cfg)}
+            (args.out / "_config.json").write_text(json.dumps(resolved, indent=2, sort_keys=True))
+
+        def on_metrics(metrics: dict[str, float], step: int) -> None:  # called on rank 0 only
+            with log.open("a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+        result = run(cfg, inputs, args.out, on_metrics)
+        if D.on_main():
+            done = "complete" if result.metrics.get("pretrain/complete") else "stopped (resumable)"
+            print(f"pretraining {done} on {dist_cfg.world_size} rank(s): "
+                  f"step {int(result.metrics['pretrain/steps'])}/{int(result.metrics['pretrain/total_steps'])}, "
+                  f"loss {result.metrics.get('pretrain/loss', float('nan')):.4f}; outputs in {args.out}")
+    except ConfigError as err:
+        print(f"error (rank {dist_cfg.rank}): {err}", file=sys.stderr)
+        return 2
+    finally:
+        D.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
