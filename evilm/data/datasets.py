@@ -123,6 +123,11 @@ class VideoDataset(Dataset):
             clip = load_clip(record.video_path, self.frames, train=self.train, rng=rng)
         except VideoReadError as err:
             return Skipped(index, record.video_path, record.source, str(err))
+        return self.item_with_clip(index, clip)
+
+    def item_with_clip(self, index: int, clip: torch.Tensor) -> dict[str, Any]:
+        """Item ``index`` around an already decoded clip (questions about one video share its decoding)."""
+        record = self.records[index]
         item: dict[str, Any] = {"index": index, "video_id": record.video_id, "frames": clip}
         if self.kind == "video_text":
             item["text"] = record.caption

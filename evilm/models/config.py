@@ -94,9 +94,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Section 4.1: EdgeNeXt-small on 4 frames of 256x256, BERT hidden 128 / 4 heads,
     # decoder 4 blocks of width 384, 40 text tokens, 9,420 codes.
     "paper": {},
-    # A laptop-CPU model: 4 frames of 128x128 (a 4x4 region grid per frame).
+    # A laptop-CPU model: 4 frames of 128x128 (a 4x4 region grid per frame). The backbone is a
+    # BatchNorm MobileNetV3 rather than EdgeNeXt: trained from scratch for a few hundred steps,
+    # EdgeNeXt-XX-small stayed at chance on the main object's colour after 300 steps (its layer
+    # scale starts at 1e-6; raising it did not help) while MobileNetV3-small-0.5 reached 41%
+    # (chance 15%) after 75 steps, at half the step time. The paper preset keeps EdgeNeXt-small,
+    # which the paper starts from ImageNet weights.
     "quick": {
-        "video": {"backbone": "edgenext_xx_small"},
+        "video": {"backbone": "mobilenetv3_small_050"},
         "text": {"vocab_size": 1000, "hidden_size": 128, "num_heads": 4, "num_layers": 2, "intermediate_size": 256},
         "decoder": {"width": 192, "depth": 2, "num_heads": 4},
         "num_frames": 4,

@@ -24,10 +24,12 @@ def create_backbone(name: str, checkpoint: str | None = None, drop_path_rate: fl
     if checkpoint:
         # timm's loader understands the usual wrappers ('state_dict', 'model', EMA...).
         timm.models.load_checkpoint(model, checkpoint, strict=False, weights_only=True)
-    # Only forward_features is used: drop a pooling head (ConvNeXt-style norm + fc)
-    # so that no unused parameter is counted or trained.
-    if isinstance(getattr(model, "head", None), nn.Module):
-        model.head = nn.Identity()
+    # Only forward_features is used: drop what sits after it (a ConvNeXt-style norm + fc head,
+    # MobileNetV3's 1x1 conv head) so that no unused parameter is counted, trained or left
+    # without a gradient under DDP.
+    for name in ("head", "conv_head", "norm_head"):
+        if isinstance(getattr(model, name, None), nn.Module):
+            setattr(model, name, nn.Identity())
     return model
 
 

@@ -57,6 +57,31 @@ class ViTFrameEncoder(nn.Module):
         return self.vit.load_state_dict(state, strict=False)
 
 
+class CNNFrameEncoder(nn.Module):
+    """A timm convolutional backbone applied to each frame; its final feature map is the MVM grid."""
+
+    def __init__(self, cfg: TokenizerConfig):
+        super().__init__()
+        from evilm.models.video_encoder import create_backbone
+
+        self.backbone = create_backbone(cfg.semantic.encoder_backbone)
+        reduction = self.backbone.feature_info[-1]["reduction"]
+        if reduction != cfg.stride:
+            raise ConfigError("semantic.encoder_backbone",
+                              f"'{cfg.semantic.encoder_backbone}' has output stride {reduction}, the grid needs {cfg.stride}")
+        self.out_dim = self.backbone.num_features
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W), normalised -> (B, T, H/S, W/S, C)."""
+        b, t = frames.shape[:2]
+        grid = self.backbone.forward_features(frames.flatten(0, 1))  # B*T, C, gh, gw
+        return grid.permute(0, 2, 3, 1).reshape(b, t, *grid.shape[2:], grid.shape[1])
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+        own = self.backbone.state_dict()
+        return self.backbone.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
 class SwinVideoEncoder(nn.Module):
     """torchvision's Video Swin-Tiny with a (1, 4, 4) patch: stride 32 in space, none in time."""
 
@@ -147,7 +172,8 @@ class SemanticTokenizer(VideoTokenizer):
         self.cfg = cfg
         self.loss_name = loss
         self.normalize = Normalize()
-        self.encoder = ViTFrameEncoder(cfg) if sem.encoder == "vit" else SwinVideoEncoder(cfg)
+        encoders = {"vit": ViTFrameEncoder, "cnn": CNNFrameEncoder, "video_swin_t": SwinVideoEncoder}
+        self.encoder = encoders[sem.encoder](cfg)
         if sem.encoder_weights and load_weights:
             state = load_state_file(sem.encoder_weights)
             missing, _ = self.encoder.load_weights(state)

@@ -72,11 +72,13 @@ class CachedClips(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         if index not in self.items:
-            item = self.dataset[index]
-            if not isinstance(item, dict):  # a skipped (unreadable) clip: not cached
-                return item
             path = str(self.dataset.records[index].video_path)
-            if path not in self.clips:
+            if path in self.clips:  # another item of the same video: no second decoding
+                item = self.dataset.item_with_clip(index, self.clips[path])
+            else:
+                item = self.dataset[index]
+                if not isinstance(item, dict):  # a skipped (unreadable) clip: not cached
+                    return item
                 self.clips[path] = item["frames"].mul(255).round_().to(torch.uint8)
             self.items[index] = {**item, "frames": self.clips[path]}
         item = dict(self.items[index])

@@ -86,3 +86,25 @@ def test_training_at_another_size_than_configured_is_a_clear_error(smoke_config,
     tok = create_tokenizer("semantic_focal", smoke_config)
     with pytest.raises(ValueError, match="configured num_frames and image_size"):
         tok.training_step(make_batch(smoke_config, height=96, width=96))
+
+
+def test_cnn_encoder_option_lands_on_the_grid_and_learns(make_batch):
+    cfg = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder": "cnn",
+                                               "encoder_backbone": "mobilenetv3_small_050"}})
+    tok = create_tokenizer("semantic_focal", cfg)
+    assert tok.encode(torch.rand(1, 2, 3, 64, 96)).shape == (1, 2, 2, 3)
+    step = tok.training_step(make_batch(cfg))
+    step.loss.backward()
+    assert tok.encoder.backbone.conv_stem.weight.grad.abs().sum() > 0
+    # nothing after forward_features is kept (no parameter without a gradient)
+    assert all(p.grad is not None for p in tok.encoder.parameters())
+
+
+def test_cnn_encoder_with_the_wrong_stride_is_a_clear_error():
+    from evilm.config import ConfigError
+
+    cfg = preset_config("smoke", {"stride": 16, "semantic": {"vocab_size": VOCAB, "encoder": "cnn"}})
+    with pytest.raises(ConfigError, match="output stride 32, the grid needs 16"):
+        create_tokenizer("semantic_focal", cfg)
+    with pytest.raises(ConfigError, match="semantic.encoder_backbone"):
+        preset_config("smoke", {"semantic": {"encoder": "cnn", "encoder_backbone": "mobilenetv3_smal_050"}})
