@@ -92,7 +92,9 @@ def test_bad_yaml(specs):
 
 
 def test_parse_sets():
-    assert parse_sets(["a.b=0.5", "c=true", "d=[1, 2]", "e=text"]) == {
+    assert parse_sets(["a.b=0.5", "c=true", "d=[1, 2]", "e=text", "f=1e-6", "g=inf"]) == {
+        "f": 1e-6,  # YAML 1.1 alone would read a string
+        "g": "inf",
         "a.b": 0.5,
         "c": True,
         "d": [1, 2],
