@@ -95,9 +95,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # decoder 4 blocks of width 384, 40 text tokens, 9,420 codes.
     "paper": {},
     # A laptop-CPU model: 4 frames of 128x128 (a 4x4 region grid per frame). The backbone is a
-    # BatchNorm MobileNetV3 rather than EdgeNeXt: trained from scratch for a few hundred steps,
-    # EdgeNeXt-XX-small stayed at chance on the main object's colour after 300 steps (its layer
-    # scale starts at 1e-6; raising it did not help) while MobileNetV3-small-0.5 reached 41%
+    # BatchNorm MobileNetV3 rather than EdgeNeXt: trained from scratch, EdgeNeXt-XX-small stayed
+    # at chance on the main object's colour after 150 steps of 32 clips (300 at 64px; its layer
+    # scale starts at 1e-6, raising it did not help) while MobileNetV3-small-0.5 reached 41%
     # (chance 15%) after 75 steps, at half the step time. The paper preset keeps EdgeNeXt-small,
     # which the paper starts from ImageNet weights.
     "quick": {
