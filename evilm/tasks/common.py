@@ -6,6 +6,21 @@ pretraining" row: the same fine-tuning from random initialisation). Either way t
 text vocabulary is the one pretraining used (stored in ``model.pt``), or, without
 pretraining, the one pretraining would have built, so every row of a table has
 the same model.
+
+Data parallel (``torch.distributed`` initialised by the caller, e.g. ``experiments/torchrun_pretrain.py
+--stage qa``; every rank runs the stage with the same config and inputs), with the conventions of
+pretraining (``evilm.train.pretrain``):
+
+- fine-tuning: ``batch_size`` is the global batch; each of W ranks takes its consecutive part of each
+  batch of the one-process order (``shard_batches``). A rank's loss is the mean over its rows, weighed
+  by its share of the batch's rows, and the ranks' gradients are averaged (``average_gradients``), so
+  every step is the one-process step; the logged terms are the global means. A rank may have no rows
+  in a step (the last batch of an epoch holds fewer items than there are ranks, or its clips are
+  unreadable): it adds zeros. Dropout masks are each rank's own (seeded by step and rank).
+- evaluation: each rank takes a contiguous part of the test set (``eval_batches``); the per-item
+  results (``gather_items``) and embeddings or features (``gather_tensor``) of every rank are gathered
+  in rank order, which is the test set's order, and every metric is computed over the whole test set.
+- rank 0 alone writes files (``finish``) and reports metrics.
 """
 
 from __future__ import annotations
@@ -20,13 +35,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from evilm.config import ConfigError
 from evilm.data import TextTokenizer, build_dataset
 from evilm.models import EViLM, preset_config
 from evilm.stage import MetricsCallback, report
+from evilm.train import distributed as D
 from evilm.train.checkpoint import derived_seed, generator_for
 from evilm.train.data import BatchCollator, CachedClips, frame_config, resolve_text_tokenizer
 from evilm.train.optim import OptimConfig, create_optimizer, create_scheduler
@@ -46,8 +63,8 @@ class FinetuneSettings:
 
     model: str = "quick"  # evilm.models preset when there is no pretrained model
     epochs: int = 5
-    batch_size: int = 16
-    eval_batch_size: int = 32
+    batch_size: int = 16  # items per step, over all ranks (each of W ranks takes batch_size / W)
+    eval_batch_size: int = 32  # per rank (results do not depend on it)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.01, warmup_ratio=0.1))
     augment: bool = False  # training-mode frames (random frame per segment, crop, jitter)
     cache_clips: bool = True  # without augmentation: decode each clip once and keep it in memory
@@ -123,17 +140,131 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+def rank_part(size: int) -> range:
+    """This rank's contiguous part of ``range(size)`` (sizes differ by at most one; one process: all)."""
+    rank, world = D.rank_and_world()
+    base, extra = divmod(size, world)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + int(rank < extra))
+
+
 def eval_batches(dataset: Any, settings: FinetuneSettings, device: torch.device, description: str = "evaluate",
                  ) -> Iterator[dict[str, Any]]:
-    """The data set in order, in batches of ``eval_batch_size``, on the device; unreadable clips skipped."""
-    loader = DataLoader(dataset, batch_size=settings.eval_batch_size, shuffle=False, collate_fn=BatchCollator(dataset),
+    """The data set in order, in batches of ``eval_batch_size``, on the device; unreadable clips skipped.
+
+    Under torch.distributed: this rank's contiguous part of it (gather the results in rank order).
+    """
+    part = dataset if not D.is_distributed() else Subset(dataset, rank_part(len(dataset)))
+    loader = DataLoader(part, batch_size=settings.eval_batch_size, shuffle=False, collate_fn=BatchCollator(dataset),
                         num_workers=settings.num_workers)
-    bar = ProgressBar(settings.progress, total=len(loader), start=0, description=description)
+    bar = ProgressBar(settings.progress and D.on_main(), total=len(loader), start=0, description=description)
     for i, batch in enumerate(loader):
         if "frames" in batch:
             yield to_device(batch, device)
         bar.update(i + 1, {})
     bar.close()
+
+
+def gather_items(items: list[Any]) -> list[Any]:
+    """Every rank's items (picklable: per-item result rows), concatenated in rank order, on every rank."""
+    if not D.is_distributed():
+        return items
+    parts: list[Any] = [None] * D.rank_and_world()[1]
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
+def gather_tensor(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``D.gather_rows`` of a tensor kept anywhere: exchanged on ``device`` (NCCL needs the GPU), returned
+    where it was."""
+    if not D.is_distributed():
+        return tensor
+    return D.gather_rows(tensor.to(device)).to(tensor.device)
+
+
+class _GatherRows(torch.autograd.Function):
+    """Every rank's rows, concatenated; the gradient of each row goes back, summed over ranks, to its rank."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, rows: slice) -> torch.Tensor:
+        ctx.rows = rows
+        return D.gather_rows(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # every rank's loss may reach every row
+        return grad[ctx.rows], None
+
+
+def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, slice | None]:
+    """Every rank's rows of ``tensor`` (in rank order) and this rank's slice of them, with gradients.
+
+    A loss computed on each rank from the gathered rows sends its gradient to the rank that owns
+    each row; every rank must call backward on a loss that uses the gathered rows. One process:
+    ``(tensor, None)``.
+    """
+    if not D.is_distributed():
+        return tensor, None
+    counts = D.gather_rows(torch.tensor([len(tensor)], device=tensor.device))
+    start = int(counts[: D.rank_and_world()[0]].sum())
+    rows = slice(start, start + len(tensor))
+    return _GatherRows.apply(tensor, rows), rows
+
+
+def shard_batches(size: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """This rank's rows of each batch of the (seed, epoch) order of ``size`` items.
+
+    Batch ``i`` is the one-process batch; under torch.distributed it is split into W consecutive parts
+    (equal for a full batch; a short last batch gives its extra rows to the first ranks, and none to
+    the last ones when it holds fewer rows than there are ranks).
+    """
+    rank, world = D.rank_and_world()
+    out = []
+    for batch in EpochBatchSampler(size, batch_size, seed, epoch, drop_last=False):
+        base, extra = divmod(len(batch), world)
+        start = rank * base + min(rank, extra)
+        out.append(batch[start : start + base + int(rank < extra)])
+    return out
+
+
+def average_gradients(params: list[nn.Parameter]) -> None:
+    """Under torch.distributed: each gradient averaged over the ranks (what DDP does in the backward pass).
+
+    A rank that reached a parameter nowhere (no rows in the step) adds zeros; a parameter that no rank
+    reached keeps no gradient, as in one process (AdamW then leaves it alone).
+    """
+    if not D.is_distributed() or not params:
+        return
+    world = D.rank_and_world()[1]
+    reached = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=params[0].device)
+    dist.all_reduce(reached, op=dist.ReduceOp.MAX)
+    chosen = [p for p, r in zip(params, reached.tolist()) if r]
+    if not chosen:
+        return
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in chosen])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p in chosen:
+        p.grad = flat[offset : offset + p.numel()].view_as(p).to(p.dtype).clone()
+        offset += p.numel()
+
+
+def broadcast_parameters(module: nn.Module) -> None:
+    """Under torch.distributed: rank 0's weights and buffers on every rank (as DDP does when it wraps)."""
+    if D.is_distributed():
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, 0)
+
+
+def _global_means(local: dict[str, float], counts: torch.Tensor) -> dict[str, float]:
+    """The ranks' mean of each share-weighted term; a rank without rows (no terms) adds zeros."""
+    if int(counts.min()) == 0:  # (every rank knows the counts: all take this branch or none)
+        names: list[Any] = [None] * D.rank_and_world()[1]
+        dist.all_gather_object(names, sorted(local))
+        local = {k: local.get(k, 0.0) for k in sorted({k for part in names for k in part})}
+    return D.mean_over_ranks(local)
 
 
 LossFn = Callable[[dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -147,14 +278,25 @@ def finetune(
     on_metrics: MetricsCallback | None,
     prefix: str,
     trainable: list[nn.Parameter] | None = None,
+    exchanges: bool = False,
 ) -> dict[str, float]:
     """AdamW over ``settings.epochs`` epochs of ``dataset``; ``loss_fn(batch) -> (loss, logged terms)``.
 
     Data order comes from (seed, epoch); a NaN or infinite loss stops with ``NonFiniteLossError``.
     Returns the last epoch's mean terms and the throughput.
+
+    Under torch.distributed every rank calls this with the same arguments (module docstring):
+    ``loss_fn`` gets this rank's rows and returns their means. ``exchanges``: ``loss_fn`` itself
+    exchanges data between ranks (retrieval gathers the batch's embeddings), so every rank calls it
+    at every step, with ``None`` on a rank that has no rows in the step.
     """
     device = resolve_device(settings.device)
+    rank, world = D.rank_and_world()
+    if settings.batch_size % world:
+        raise ConfigError("train.batch_size", f"{settings.batch_size} items (the global batch) do not split evenly "
+                          f"over {world} ranks: use a multiple of {world}")
     module.to(device).train()
+    broadcast_parameters(module)
     params = trainable if trainable is not None else [p for p in module.parameters() if p.requires_grad]
     optimizer = create_optimizer(params, settings.optim)
     steps_per_epoch = EpochBatchSampler(len(dataset), settings.batch_size, settings.seed, 0, drop_last=False).batches_per_epoch()
@@ -163,31 +305,53 @@ def finetune(
     amp_dtype = autocast_dtype(settings.amp, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     torch.manual_seed(derived_seed(settings.seed, prefix, "train"))
-    bar = ProgressBar(settings.progress, total=total, start=0, description=f"{prefix} fine-tune")
+    bar = ProgressBar(settings.progress and rank == 0, total=total, start=0, description=f"{prefix} fine-tune")
     step = 0
     epoch_terms: dict[str, float] = {}
     seen, busy = 0, 0.0
     for epoch in range(settings.epochs):
         if isinstance(getattr(dataset, "epoch", None), int):
             dataset.epoch = epoch
-        sampler = EpochBatchSampler(len(dataset), settings.batch_size, settings.seed, epoch, drop_last=False)
-        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=BatchCollator(dataset),
-                            num_workers=settings.num_workers, generator=generator_for(settings.seed, prefix, epoch))
+        loader = DataLoader(dataset, batch_sampler=shard_batches(len(dataset), settings.batch_size, settings.seed, epoch),
+                            collate_fn=BatchCollator(dataset), num_workers=settings.num_workers,
+                            generator=generator_for(settings.seed, prefix, epoch))
         epoch_terms, count, epoch_seen = {}, 0, 0
         window: dict[str, float] = {}
         t0 = time.perf_counter()
         for batch in loader:
-            if "frames" not in batch:
-                continue
-            batch = to_device(batch, device)
             autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-            with autocast:
-                loss, terms = loss_fn(batch)
-            value = loss.item()
+            if world == 1:
+                if "frames" not in batch:
+                    continue
+                batch = to_device(batch, device)
+                with autocast:
+                    loss, terms = loss_fn(batch)
+                value = loss.item()
+                logged = {"loss": value, **{k: float(v) for k, v in terms.items()}}
+                rows = len(batch["frames"])
+            else:
+                mine = len(batch["frames"]) if "frames" in batch else 0
+                counts = D.gather_rows(torch.tensor([mine], device=device))
+                rows = int(counts.sum())
+                if rows == 0:  # no readable clip on any rank: one process skips this batch too
+                    continue
+                share = mine * world / rows  # the ranks' mean of share-weighted means is the global mean
+                torch.manual_seed(derived_seed(settings.seed, prefix, "dropout", step, rank))
+                loss, local = None, {}
+                if mine or exchanges:
+                    with autocast:
+                        loss, terms = loss_fn(to_device(batch, device) if mine else None)
+                    loss = loss * share
+                    if mine:
+                        local = {"loss": loss.item(), **{k: float(v) * share for k, v in terms.items()}}
+                logged = _global_means(local, counts)
+                value = logged["loss"]
             if not math.isfinite(value):
                 raise NonFiniteLossError(step + 1, f"{prefix} loss", value)
             optimizer.zero_grad(set_to_none=True)
-            (scaler.scale(loss) if scaler is not None else loss).backward()
+            if loss is not None:
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+            average_gradients(params)
             if scaler is not None:
                 scaler.unscale_(optimizer)
             if settings.optim.grad_clip > 0:
@@ -200,15 +364,15 @@ def finetune(
             scheduler.step()
             step += 1
             count += 1
-            epoch_seen += len(batch["frames"])
-            logged = {"loss": value, **{k: float(v) for k, v in terms.items()}}
+            epoch_seen += rows
             for k, v in logged.items():
                 epoch_terms[k] = epoch_terms.get(k, 0.0) + v
                 window[k] = window.get(k, 0.0) + v
             if step % settings.log_every == 0 or step == total:
                 n = settings.log_every if step % settings.log_every == 0 else (step % settings.log_every)
                 shown = {f"{prefix}/train_{k}": v / n for k, v in window.items()}
-                report(on_metrics, shown, step)
+                if rank == 0:
+                    report(on_metrics, shown, step)
                 rate = (seen + epoch_seen) / max(busy + time.perf_counter() - t0, 1e-9)
                 bar.update(step, {"train/loss": shown[f"{prefix}/train_loss"], "train/clips_per_s": rate})
                 window = {}
@@ -230,13 +394,17 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def finish(out_dir: str | Path, metrics: dict[str, float], per_item: dict[str, Any]) -> dict[str, Path]:
-    """Write ``metrics.json`` and ``per_item.json`` (for bootstrapping over test items)."""
+def finish(out_dir: str | Path, metrics: dict[str, float], per_item: dict[str, Any],
+           extra: dict[str, tuple[str, Any]] | None = None) -> dict[str, Path]:
+    """Write ``metrics.json``, ``per_item.json`` (for bootstrapping over test items) and ``extra``
+    (artifact name -> (file name, data)); on rank 0 only, and every rank returns once they are written."""
     out_dir = Path(out_dir)
-    return {
-        "metrics": write_json(out_dir / "metrics.json", metrics),
-        "per_item": write_json(out_dir / "per_item.json", per_item),
-    }
+    files = {"metrics": ("metrics.json", metrics), "per_item": ("per_item.json", per_item), **(extra or {})}
+    if D.on_main():
+        for name, data in files.values():
+            write_json(out_dir / name, data)
+    D.barrier()
+    return {key: out_dir / name for key, (name, _) in files.items()}
 
 
 FINETUNE_PRESETS: dict[str, dict[str, Any]] = {

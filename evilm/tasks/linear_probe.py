@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from evilm.config import ConfigError
 from evilm.models import EViLM, LinearProbe
 from evilm.stage import MetricsCallback, StageResult, report
-from evilm.tasks.common import FinetuneSettings, eval_batches, finish, load_start, make_dataset
+from evilm.tasks.common import FinetuneSettings, eval_batches, finish, gather_tensor, load_start, make_dataset
+from evilm.train import distributed as D
 from evilm.train.checkpoint import derived_seed, generator_for
 from evilm.train.optim import OptimConfig, create_optimizer, create_scheduler
 from evilm.train.pretrain import NonFiniteLossError, resolve_device
@@ -46,7 +47,10 @@ class LinearProbeConfig:
 @torch.no_grad()
 def extract_features(backbone: EViLM, dataset: Any, settings: FinetuneSettings, device: torch.device,
                      pool: str, description: str) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Frozen features ``(N, D)``, labels ``(N,)`` and the data-set rows they came from."""
+    """Frozen features ``(N, D)``, labels ``(N,)`` and the data-set rows they came from.
+
+    Under torch.distributed each rank extracts its part of the data set, and every rank gets all of them.
+    """
     backbone.to(device).eval()
     feats, labels, rows = [], [], []
     for batch in eval_batches(dataset, settings, device, description):
@@ -54,6 +58,11 @@ def extract_features(backbone: EViLM, dataset: Any, settings: FinetuneSettings, 
         feats.append((out.video.mean(1) if pool == "mean" else out.cls).float().cpu())
         labels.append(batch["label"].cpu())
         rows.extend(batch["index"].tolist())
+    if D.is_distributed():  # (a rank's part may be empty or unreadable)
+        feats = [gather_tensor(torch.cat(feats) if feats else torch.zeros(0, backbone.width), device)]
+        labels = [gather_tensor(torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long), device)]
+        rows = gather_tensor(torch.tensor(rows, dtype=torch.long), device).tolist()
+        feats, labels = [f for f in feats if len(f)], [y for y in labels if len(y)]
     if not feats:
         raise ValueError(f"{description}: no clip could be read")
     return torch.cat(feats), torch.cat(labels), rows
@@ -90,6 +99,8 @@ def run(config: LinearProbeConfig, inputs: dict[str, Any], out_dir: str | Path,
     """Stage: frozen features of the train and test clips, a linear classifier, top-1 accuracy.
 
     Inputs: ``data`` (root), ``pretrained`` (model.pt; absent = a random frozen model, a floor).
+    Under torch.distributed the ranks share the feature extraction; every rank trains the same probe
+    on all the features (cheap, deterministic); rank 0 writes the files and reports the metrics.
     """
     from evilm.data import load_benchmark
 
@@ -116,7 +127,8 @@ def run(config: LinearProbeConfig, inputs: dict[str, Any], out_dir: str | Path,
         f"{prefix}/test_skipped": float(len(bench.test) - len(correct)),
         f"{prefix}/pretrained": float(start.pretrained),
     }
-    report(on_metrics, metrics, 0)
+    if D.on_main():
+        report(on_metrics, metrics, 0)
     items = [{"index": r, "correct": int(c), "predicted": classes[int(p)], "label": classes[int(y)]}
              for r, c, p, y in zip(rows, correct, predicted.tolist(), y_test.tolist())]
     artifacts = finish(out_dir, metrics, {"metric": "correct", "items": items})

@@ -25,7 +25,16 @@ from evilm.config import ConfigError
 from evilm.data import MCItem, load_benchmark
 from evilm.models import EViLM, MCHead, VTMHead
 from evilm.stage import MetricsCallback, StageResult, report
-from evilm.tasks.common import FinetuneSettings, eval_batches, finetune, finish, load_start, make_dataset
+from evilm.tasks.common import (
+    FinetuneSettings,
+    eval_batches,
+    finetune,
+    finish,
+    gather_items,
+    load_start,
+    make_dataset,
+)
+from evilm.train import distributed as D
 from evilm.train.checkpoint import derived_seed
 from evilm.train.pretrain import resolve_device
 
@@ -95,6 +104,8 @@ def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
     """Stage: zero-shot (VTM head) or fine-tuned multiple choice; accuracy on the test items.
 
     Inputs: ``data`` (root), ``pretrained`` (model.pt; required for zero-shot), ``text_tokenizer`` (optional).
+    Under torch.distributed every rank runs it (``evilm.tasks.common``): the accuracy is over every
+    rank's test items; rank 0 writes the files and reports the metrics.
     """
     settings = config.train
     start = load_start(inputs, settings)
@@ -140,6 +151,7 @@ def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
                 rows.append({"index": index, "correct": int(is_correct(scores[i], answer)),
                              "predicted": predicted, "answer": test_records[index].answer,
                              "scores": [round(float(s), 5) for s in scores[i]]})
+    rows = gather_items(rows)  # every rank's items, in the test set's order
     if not rows:
         raise ValueError(f"{prefix}: no test item could be evaluated (all clips unreadable)")
     metrics[f"{prefix}/acc"] = 100.0 * sum(r["correct"] for r in rows) / len(rows)
@@ -147,6 +159,7 @@ def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
     metrics[f"{prefix}/test_items"] = float(len(rows))
     metrics[f"{prefix}/test_skipped"] = float(len(test_records) - len(rows))
     metrics[f"{prefix}/pretrained"] = float(start.pretrained)
-    report(on_metrics, metrics, int(metrics.get(f"{prefix}/train_steps", 0)))
+    if D.on_main():
+        report(on_metrics, metrics, int(metrics.get(f"{prefix}/train_steps", 0)))
     artifacts = finish(out_dir, metrics, {"metric": "correct", "items": rows})
     return StageResult(metrics=metrics, artifacts=artifacts)

@@ -21,8 +21,17 @@ from torch import nn
 from evilm.config import ConfigError
 from evilm.models import EViLM, QAHead
 from evilm.stage import MetricsCallback, StageResult, report
-from evilm.tasks.common import FinetuneSettings, eval_batches, finetune, finish, load_start, make_dataset
+from evilm.tasks.common import (
+    FinetuneSettings,
+    eval_batches,
+    finetune,
+    finish,
+    gather_items,
+    load_start,
+    make_dataset,
+)
 from evilm.tasks.metrics import accuracy_by_type
+from evilm.train import distributed as D
 from evilm.train.data import records_of
 from evilm.train.pretrain import resolve_device
 
@@ -63,6 +72,9 @@ class QAModel(nn.Module):
 def run(config: QAConfig, inputs: dict[str, Any], out_dir: str | Path, on_metrics: MetricsCallback | None = None) -> StageResult:
     """Stage: fine-tune on the benchmark's training questions, evaluate on its test questions.
 
+    Under torch.distributed every rank runs it (``evilm.tasks.common``): the accuracy is over
+    every rank's test questions; rank 0 writes the files and reports the metrics.
+
     Inputs: ``data`` (root), ``pretrained`` (model.pt; absent = no pretraining), ``text_tokenizer`` (optional).
     """
     settings = config.train
@@ -97,6 +109,7 @@ def run(config: QAConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
                 correct = int(predicted[i]) == target and target != answers.oov_id
                 rows.append({"index": index, "correct": int(correct), "type": record.answer_type or "all",
                              "predicted": answers.decode(int(predicted[i])), "answer": record.answer})
+    rows = gather_items(rows)  # every rank's questions, in the test set's order
     if not rows:
         raise ValueError(f"{prefix}: no test question could be evaluated (all clips unreadable)")
     correct = [r["correct"] for r in rows]
@@ -107,6 +120,7 @@ def run(config: QAConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
     metrics[f"{prefix}/test_items"] = float(len(rows))
     metrics[f"{prefix}/test_skipped"] = float(len(test_records) - len(rows))
     metrics[f"{prefix}/pretrained"] = float(start.pretrained)
-    report(on_metrics, metrics, int(metrics[f"{prefix}/train_steps"]))
+    if D.on_main():
+        report(on_metrics, metrics, int(metrics[f"{prefix}/train_steps"]))
     artifacts = finish(out_dir, metrics, {"metric": "correct", "items": rows})
     return StageResult(metrics=metrics, artifacts=artifacts)

@@ -18,10 +18,17 @@ pairs are scored by the VTM head: all pairs when ``rerank_k`` is 0, else the top
 
 Ranks use ``evilm.tasks.metrics.retrieval_ranks`` with the configured tie rule
 (default pessimistic: a tie counts against the correct video).
+
+Under torch.distributed (``evilm.tasks.common``) the contrastive loss is the one-process loss: each
+rank embeds its rows of the batch, the embeddings of every rank are gathered (gradients flow back to
+their rank), and each rank scores its own rows against the whole batch. At evaluation each rank
+encodes its part of the test texts and videos, and every rank ranks over all of them (VTM scoring
+of pairs is shared out in the same way); rank 0 writes the files.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +46,16 @@ from evilm.tasks.common import (
     eval_batches,
     finetune,
     finish,
+    gather_items,
+    gather_tensor,
+    gather_with_grad,
     load_start,
     make_dataset,
-    write_json,
+    rank_part,
 )
 from evilm.tasks.metrics import TieRule, retrieval_metrics, retrieval_ranks
 from evilm.tasks.multiple_choice import MC_BENCHMARKS, MCModel, is_correct
+from evilm.train import distributed as D
 from evilm.train.data import records_of
 from evilm.train.pretrain import resolve_device
 
@@ -95,15 +106,22 @@ class RetrievalModel(nn.Module):
         return self.head.text(self.text_cls(input_ids, attention_mask))
 
 
-def contrastive_loss(video: torch.Tensor, text: torch.Tensor, same_video: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(video: torch.Tensor, text: torch.Tensor, same_video: torch.Tensor, scale: torch.Tensor,
+                     rows: slice | None = None) -> torch.Tensor:
     """Symmetric InfoNCE over a batch of pairs; ``same_video (B, B)`` marks every matching pair.
 
     Each row's loss is -log of the softmax mass on its matches, so a video's other
-    captions in the batch are not pushed away as negatives.
+    captions in the batch are not pushed away as negatives. ``rows``: only these pairs' rows
+    (a rank's own pairs of a gathered batch), each still against the whole batch.
     """
     logits = scale * text.float() @ video.float().t()  # (texts, videos)
+    by_video, same_t = logits.t(), same_video.t()
+    if rows is not None:
+        if rows.start == rows.stop:  # no pairs of its own: nothing to score, but the gradient exchange needs a loss
+            return logits.sum() * 0.0
+        logits, same_video, by_video, same_t = logits[rows], same_video[rows], by_video[rows], same_t[rows]
     log_t2v = logits.log_softmax(1).masked_fill(~same_video, float("-inf")).logsumexp(1)
-    log_v2t = logits.t().log_softmax(1).masked_fill(~same_video.t(), float("-inf")).logsumexp(1)
+    log_v2t = by_video.log_softmax(1).masked_fill(~same_t, float("-inf")).logsumexp(1)
     return -(log_t2v.mean() + log_v2t.mean()) / 2
 
 
@@ -148,6 +166,14 @@ def encode_test_set(model: RetrievalModel, dataset: Any, settings: FinetuneSetti
             video_seconds += time.perf_counter() - t0
         targets.extend(video_index[vid] for vid in batch["video_id"])
         query_rows.extend(batch["index"].tolist())
+    if D.is_distributed():  # every rank's part: texts in rank order (the test set's), each video once
+        dim = model.head.text_proj.out_features if unimodal_heads else model.backbone.width
+        text_emb = [D.gather_rows(torch.cat(text_emb) if text_emb else torch.zeros(0, dim, device=device))]
+        targets = gather_tensor(torch.tensor(targets, dtype=torch.long), device).tolist()
+        query_rows = gather_tensor(torch.tensor(query_rows, dtype=torch.long), device).tolist()
+        video_emb, video_tokens, text_tokens, text_masks = _gather_encodings(
+            model.backbone, video_emb, video_tokens, text_tokens, text_masks, dim, keep_tokens, device)
+        video_seconds, text_seconds = gather_tensor(torch.tensor([[video_seconds, text_seconds]]), device).max(0).values.tolist()
     missing = [vid for vid, i in video_index.items() if i not in video_emb]
     if missing:
         raise ValueError(f"test videos could not be read: {missing[:5]} ({len(missing)} in all)")
@@ -165,17 +191,48 @@ def encode_test_set(model: RetrievalModel, dataset: Any, settings: FinetuneSetti
     }
 
 
+def _gather_encodings(backbone: EViLM, video_emb: dict[int, torch.Tensor], video_tokens: dict[int, torch.Tensor],
+                      text_tokens: list[torch.Tensor], text_masks: list[torch.Tensor], dim: int, keep_tokens: bool,
+                      device: torch.device) -> tuple[dict, dict, list, list]:
+    """Under torch.distributed: the videos every rank encoded (a video whose captions two ranks hold is
+    kept once) and, with ``keep_tokens``, every rank's encoder outputs (texts padded to one length)."""
+    mine = sorted(video_emb)
+    ids = gather_tensor(torch.tensor(mine, dtype=torch.long), device).tolist()
+    embs = D.gather_rows(torch.stack([video_emb[i] for i in mine]) if mine else torch.zeros(0, dim, device=device))
+    first = {i: n for n, i in reversed(list(enumerate(ids)))}
+    video_emb = {i: embs[n] for i, n in first.items()}
+    if not keep_tokens:
+        return video_emb, {}, text_tokens, text_masks
+    cfg = backbone.config
+    shape = (cfg.num_frames * math.prod(backbone.video_grid(cfg.image_size, cfg.image_size)), backbone.width)
+    tokens = gather_tensor(torch.stack([video_tokens[i] for i in mine]) if mine else torch.zeros(0, *shape), device)
+    video_tokens = {i: tokens[n] for i, n in first.items()}
+    length = int(gather_tensor(torch.tensor([max((len(t) for t in text_tokens), default=0)]), device).max())
+    padded = [F.pad(t, (0, 0, 0, length - len(t))) for t in text_tokens]
+    text = gather_tensor(torch.stack(padded) if padded else torch.zeros(0, length, backbone.width), device)
+    masks = [F.pad(m, (0, length - len(m))) for m in text_masks]
+    mask = gather_tensor(torch.stack(masks) if masks else torch.zeros(0, length, dtype=torch.long), device)
+    return video_emb, video_tokens, list(text.unbind(0)), list(mask.unbind(0))
+
+
 @torch.no_grad()
 def vtm_scores(backbone: EViLM, head: VTMHead, enc: dict[str, Any], pairs: torch.Tensor, device: torch.device,
                batch_size: int = 64) -> torch.Tensor:
-    """VTM match scores of (text, video) index pairs ``(P, 2)``, fusing the stored encoder outputs."""
+    """VTM match scores of (text, video) index pairs ``(P, 2)``, fusing the stored encoder outputs.
+
+    Under torch.distributed each rank scores its contiguous part of the pairs; every rank gets all scores.
+    """
     scores = []
-    for chunk in pairs.split(batch_size):
-        text = torch.stack([enc["text_tokens"][int(q)] for q in chunk[:, 0]]).to(device)
-        mask = torch.stack([enc["text_masks"][int(q)] for q in chunk[:, 0]]).to(device)
+    part = rank_part(len(pairs))
+    for chunk in pairs[part.start : part.stop].split(batch_size):
+        texts = [enc["text_tokens"][int(q)] for q in chunk[:, 0]]
+        masks = [enc["text_masks"][int(q)] for q in chunk[:, 0]]
+        length = max(len(t) for t in texts)  # texts of different batches may differ in padding
+        text = torch.stack([F.pad(t, (0, 0, 0, length - len(t))) for t in texts]).to(device)
+        mask = torch.stack([F.pad(m, (0, length - len(m))) for m in masks]).to(device)
         video = torch.stack([enc["video_tokens"][int(v)] for v in chunk[:, 1]]).to(device)
         scores.append(head.match_score(backbone.fuse(video=video, text=text, text_mask=mask).cls).float().cpu())
-    return torch.cat(scores) if scores else torch.zeros(0)
+    return gather_tensor(torch.cat(scores) if scores else torch.zeros(0), device)
 
 
 def rerank(similarity: torch.Tensor, k: int, score_fn) -> torch.Tensor:
@@ -214,15 +271,31 @@ def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on
     metrics: dict[str, float] = {}
     if config.mode == "finetune":
         train_set = make_dataset("video_text", train_records, start, settings, train=True)
+        video_number = {vid: n for n, vid in enumerate(dict.fromkeys(r.video_id for r in train_records))}
 
         def loss_fn(batch):
-            vids = batch["video_id"]
-            same = torch.tensor([[a == b for b in vids] for a in vids], device=batch["frames"].device)
-            video = model.embed_videos(batch["frames"])
-            text = model.embed_texts(batch["input_ids"], batch["attention_mask"])
-            return contrastive_loss(video, text, same, model.log_scale.exp().clamp(max=100.0)), {}
+            scale = model.log_scale.exp().clamp(max=100.0)
+            if not D.is_distributed():
+                vids = batch["video_id"]
+                same = torch.tensor([[a == b for b in vids] for a in vids], device=batch["frames"].device)
+                video = model.embed_videos(batch["frames"])
+                text = model.embed_texts(batch["input_ids"], batch["attention_mask"])
+                return contrastive_loss(video, text, same, scale), {}
+            # the global batch's pairs: every rank's embeddings (gradients flow back), this rank's rows of them
+            device = model.log_scale.device
+            if batch is None:  # no rows here in this step
+                pairs = torch.zeros(0, 2, config.embed_dim, device=device, requires_grad=True)
+                vids = torch.zeros(0, dtype=torch.long, device=device)
+            else:
+                video = model.embed_videos(batch["frames"])
+                text = model.embed_texts(batch["input_ids"], batch["attention_mask"])
+                pairs = torch.stack([video.float(), text.float()], dim=1)
+                vids = torch.tensor([video_number[v] for v in batch["video_id"]], device=device)
+            pairs, rows = gather_with_grad(pairs)
+            vids = D.gather_rows(vids)
+            return contrastive_loss(pairs[:, 0], pairs[:, 1], vids[:, None] == vids[None, :], scale, rows), {}
 
-        metrics.update(finetune(model, train_set, settings, loss_fn, on_metrics, prefix))
+        metrics.update(finetune(model, train_set, settings, loss_fn, on_metrics, prefix, exchanges=True))
 
     device = resolve_device(settings.device)
     model.to(device).eval()
@@ -258,12 +331,14 @@ def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on
         mc_items = answer_choices(model, vtm_head if config.mode == "zero_shot" else None, config.mc_benchmark,
                                   inputs["data"], start, settings, device, known)
         metrics[f"{prefix}/{config.mc_benchmark}_acc"] = 100.0 * sum(i["correct"] for i in mc_items) / len(mc_items)
-    report(on_metrics, metrics, int(metrics.get(f"{prefix}/train_steps", 0)))
+    if D.on_main():
+        report(on_metrics, metrics, int(metrics.get(f"{prefix}/train_steps", 0)))
     items = [{"index": row, "rank": float(r)} for row, r in zip(enc["query_rows"], ranks.tolist())]
-    artifacts = finish(out_dir, metrics, {"metric": "rank", "ties": config.ties, "items": items})
+    extra = {}
     if mc_items is not None:
-        artifacts["per_item_mc"] = write_json(Path(out_dir) / "per_item_mc.json",
-                                              {"metric": "correct", "benchmark": config.mc_benchmark, "items": mc_items})
+        extra["per_item_mc"] = ("per_item_mc.json", {"metric": "correct", "benchmark": config.mc_benchmark,
+                                                     "items": mc_items})
+    artifacts = finish(out_dir, metrics, {"metric": "rank", "ties": config.ties, "items": items}, extra)
     return StageResult(metrics=metrics, artifacts=artifacts)
 
 
@@ -302,6 +377,7 @@ def answer_choices(model: RetrievalModel, vtm_head: VTMHead | None, benchmark: s
             rows.append({"index": index, "correct": int(is_correct(scores[i], answer)),
                          "predicted": int(scores[i].argmax()), "answer": answer,
                          "scores": [round(float(x), 5) for x in scores[i]]})
+    rows = gather_items(rows)  # every rank's items, in the test set's order
     if not rows:
         raise ValueError(f"{benchmark}: no test item could be evaluated (all clips unreadable)")
     return rows
