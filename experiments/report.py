@@ -60,7 +60,7 @@ def format_duration(seconds: float) -> str:
     minutes, secs = divmod(whole, 60)
     if minutes < 10:
         return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    if minutes < 60:
+    if minutes + (secs >= 30) < 60:
         return f"{minutes + (secs >= 30)} min"
     hours, minutes = divmod(minutes + (secs >= 30), 60)
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"

@@ -221,9 +221,12 @@ class Runner:
         another process on this runs folder is running waits, then reuses its result if it finished."""
         console = progress.console
         with stage_lock(self.out_dir(stage), stage.id, lambda msg: console.print(f"[yellow]{msg}[/yellow]")) as waited:
-            reused = self.reuse(stage) if waited and not fresh else None
+            # checked again under the lock even without a wait: another process may have finished and
+            # released it between the caller's first check and this acquisition
+            reused = self.reuse(stage) if not fresh else None
             if reused is not None:
-                console.print(f"[dim]reused[/dim] {_label(stage)} [dim]{stage.id}[/dim] (another process ran it)")
+                how = "another process ran it" if waited else "another process finished it just now"
+                console.print(f"[dim]reused[/dim] {_label(stage)} [dim]{stage.id}[/dim] ({how})")
                 return reused
             return self._run_stage(
                 plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, task, fresh

@@ -175,11 +175,8 @@ def gather_items(items: list[Any]) -> list[Any]:
 
 
 def gather_tensor(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``D.gather_rows`` of a tensor kept anywhere: exchanged on ``device`` (NCCL needs the GPU), returned
-    where it was."""
-    if not D.is_distributed():
-        return tensor
-    return D.gather_rows(tensor.to(device)).to(tensor.device)
+    """``D.gather_rows`` (which exchanges on the backend's device and returns rows where they were)."""
+    return D.gather_rows(tensor)
 
 
 class _GatherRows(torch.autograd.Function):
@@ -249,6 +246,22 @@ def average_gradients(params: list[nn.Parameter]) -> None:
     for p in chosen:
         p.grad = flat[offset : offset + p.numel()].view_as(p).to(p.dtype).clone()
         offset += p.numel()
+
+
+def average_buffers(module: nn.Module) -> None:
+    """Under torch.distributed: floating buffers (BatchNorm running statistics) averaged over the ranks after
+    a step, so every rank evaluates the same model; each rank's statistics followed only its own rows."""
+    if not D.is_distributed():
+        return
+    buffers = [b for b in module.buffers() if b.is_floating_point()]
+    if buffers:
+        flat = torch.cat([b.reshape(-1) for b in buffers]).to(D.comm_device())
+        dist.all_reduce(flat)
+        flat /= D.rank_and_world()[1]
+        offset = 0
+        for b in buffers:
+            b.copy_(flat[offset: offset + b.numel()].view_as(b))
+            offset += b.numel()
 
 
 def broadcast_parameters(module: nn.Module) -> None:
@@ -361,6 +374,7 @@ def finetune(
                 scaler.update()
             else:
                 optimizer.step()
+            average_buffers(module)
             scheduler.step()
             step += 1
             count += 1

@@ -106,10 +106,20 @@ def save_on_main(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def comm_device() -> torch.device:
+    """Where collectives run: NCCL only moves CUDA tensors, gloo moves CPU ones."""
+    if is_distributed() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's ``(n_r, ...)`` rows (in rank order) on every rank; ranks may differ in n_r."""
+    """Concatenate every rank's ``(n_r, ...)`` rows (in rank order) on every rank; ranks may differ in n_r.
+    The result is on ``tensor``'s device, whatever device the backend exchanges on."""
     if not is_distributed():
         return tensor
+    home = tensor.device
+    tensor = tensor.to(comm_device())
     world = dist.get_world_size()
     count = torch.tensor([tensor.shape[0]], device=tensor.device)
     counts = [torch.zeros_like(count) for _ in range(world)]
@@ -119,7 +129,7 @@ def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     padded[: tensor.shape[0]] = tensor
     parts = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded.contiguous())
-    return torch.cat([p[: int(c.item())] for p, c in zip(parts, counts)])
+    return torch.cat([p[: int(c.item())] for p, c in zip(parts, counts)]).to(home)
 
 
 def mean_over_ranks(metrics: dict[str, float]) -> dict[str, float]:
@@ -127,7 +137,7 @@ def mean_over_ranks(metrics: dict[str, float]) -> dict[str, float]:
     if not is_distributed() or not metrics:
         return dict(metrics)
     names = sorted(metrics)
-    values = torch.tensor([float(metrics[k]) for k in names], dtype=torch.float64)
+    values = torch.tensor([float(metrics[k]) for k in names], dtype=torch.float64, device=comm_device())
     dist.all_reduce(values)
     values /= dist.get_world_size()
-    return {k: float(v) for k, v in zip(names, values)}
+    return {k: float(v) for k, v in zip(names, values.tolist())}

@@ -46,3 +46,16 @@ def test_gather_rows_single_process_is_identity():
     x = torch.arange(6.0).reshape(3, 2)
     assert torch.equal(D.gather_rows(x), x)
     assert D.mean_over_ranks({"a": 1.5}) == {"a": 1.5} and D.rank_and_world() == (0, 1)
+
+
+def test_average_buffers_gives_every_rank_the_mean_batchnorm_statistics(tmp_path):
+    from buffers_worker import run_rank as buffers_rank
+
+    out = tmp_path / "buffers.pt"
+    mp.spawn(buffers_rank, args=(2, f"file://{tmp_path / 'rendezvous'}", str(out)), nprocs=2, join=True)
+    got = torch.load(out, weights_only=True)
+    # rank r saw rows r+1 .. r+4: running mean 0.9 * 0 + 0.1 * (r + 2.5), averaged over r = 0, 1
+    assert torch.allclose(got["mean"], torch.full((3,), 0.1 * 3.0))
+    # batch variance 5/3 on both ranks (unbiased, of 4 consecutive numbers): 0.9 * 1 + 0.1 * 5/3
+    assert torch.allclose(got["var"], torch.full((3,), 0.9 + 0.1 * 5 / 3))
+    assert got["batches"].item() == 1  # integer buffers are left alone
