@@ -1,6 +1,7 @@
 """Training and retrieval-evaluation throughput of E-ViLM on this machine.
 
     python benchmarks/bench_train.py [--root WORLD] [--models quick paper] [--steps 6] [--paper-steps 3]
+                                     [--image-sizes 128]
 
 1. Pretraining throughput (clips/s) of one full step (MLM + VTM + MVM: masked pass,
    clean pass on matched and mismatched pairs, backward, clipping, AdamW), through
@@ -13,10 +14,14 @@
      jitter) decoded by 2 worker processes (the ``paper`` preset's way, on 2 cores).
    MVM targets are per-clip codes given with the batch (the "cached" route of the
    tokenizer stage), so the step times the E-ViLM step alone; the first step of
-   each run (allocation, warm-up) is left out of the figures.
+   each run (allocation, warm-up) is left out of the figures. ``--image-sizes``
+   times the quick model's cached-frames step again at other frame sizes, as a
+   ratio to its own size's step timed in the same run.
 2. Retrieval evaluation: test videos and texts encoded per second (unimodal, each
    once, batch 32) and the time of a 1,000 x 1,000 ranking (one matrix product of
    256-d embeddings, then ranks with the pessimistic tie rule and R@1/5/10/MdR).
+3. The backbones' memory layout: one forward + backward of each model's timm
+   backbone in NCHW and in NHWC (channels-last, what ``evilm.models`` uses).
 
 Wall-clock figures depend on what else runs on the machine; the CPU seconds per
 clip of the training process (all its threads, every step) are printed beside them.
@@ -61,9 +66,11 @@ class RandomCodes:
         return torch.stack([self.table[v] for v in video_ids])
 
 
-def time_pretraining(size: str, world: Path, tokenizer: TextTokenizer, steps: int, setting: str) -> dict[str, float]:
+def time_pretraining(size: str, world: Path, tokenizer: TextTokenizer, steps: int, setting: str,
+                     image_size: int | None = None) -> dict[str, float]:
     torch.manual_seed(0)
-    backbone = create_model(size, text={"vocab_size": tokenizer.vocab_size})
+    extra = {} if image_size is None else {"image_size": image_size}
+    backbone = create_model(size, text={"vocab_size": tokenizer.vocab_size}, **extra)
     cfg_model = backbone.config
     model = EViLMForPretraining(backbone, ["mlm", "vtm", "mvm"])
     batch = BATCH[size]
@@ -128,12 +135,31 @@ def time_ranking(n: int = 1000, dim: int = 256) -> dict[str, float]:
     return {"product_s": product, "total_s": total, "R@1": metrics["R@1"]}
 
 
+def time_backbone_layouts(name: str, image_size: int, frames: int = 64, reps: int = 5) -> dict[str, float]:
+    """Seconds of one forward + backward of a timm backbone over ``frames`` images, NCHW against NHWC."""
+    import timm
+
+    out = {}
+    for layout, fmt in (("NCHW", torch.contiguous_format), ("NHWC", torch.channels_last)):
+        torch.manual_seed(0)
+        net = timm.create_model(name, pretrained=False, num_classes=0).to(memory_format=fmt)
+        x = torch.randn(frames, 3, image_size, image_size).contiguous(memory_format=fmt)
+        net.forward_features(x).sum().backward()  # warm-up
+        start = time.perf_counter()
+        for _ in range(reps):
+            net.forward_features(x).sum().backward()
+        out[layout] = (time.perf_counter() - start) / reps
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=None, help="a generated world (default: the quick world)")
     parser.add_argument("--models", nargs="+", default=["quick", "paper"], choices=list(BATCH))
     parser.add_argument("--steps", type=int, default=6, help="timed steps per quick run (plus one warm-up)")
     parser.add_argument("--paper-steps", type=int, default=3, help="timed steps per paper-size run")
+    parser.add_argument("--image-sizes", type=int, nargs="*", default=[128],
+                        help="also time the quick model's cached-frames step at these frame sizes")
     args = parser.parse_args()
 
     world = args.root
@@ -154,6 +180,12 @@ def main() -> None:
             print(f"    {setting:22s} {r['clips_per_s']:7.2f} clips/s  {r['step_s']:6.2f} s/step  "
                   f"data {100 * r['data_fraction']:5.1f}% of step time  "
                   f"({r['cpu_s_per_clip']:.2f} CPU-s per clip in the training process, all steps)")
+        if size == "quick":
+            base = time_pretraining(size, world, tokenizer, steps, "fixed, cached")["step_s"]
+            for image_size in args.image_sizes:
+                r = time_pretraining(size, world, tokenizer, steps, "fixed, cached", image_size)
+                print(f"    fixed, cached, {image_size}px {r['clips_per_s']:7.2f} clips/s  {r['step_s']:6.2f} s/step  "
+                      f"({r['step_s'] / base:.2f}x the {cfg.image_size}px step, timed again in this run)")
 
     print("\n2. retrieval evaluation")
     for size in args.models:
@@ -162,6 +194,13 @@ def main() -> None:
     r = time_ranking()
     print(f"  1000 x 1000 ranking: {1000 * r['product_s']:.1f} ms matrix product, {1000 * r['total_s']:.1f} ms "
           f"with ranks and R@k/MdR (noisy-copy embeddings: R@1 {r['R@1']:.1f})")
+
+    print("\n3. backbone memory layout: forward + backward over 64 frames (the backbones run NHWC)")
+    for size in args.models:
+        cfg = create_model(size).config
+        r = time_backbone_layouts(cfg.video.backbone, cfg.image_size, frames=64 if size == "quick" else 8)
+        print(f"  {size}: {cfg.video.backbone} at {cfg.image_size}px: NCHW {1000 * r['NCHW']:.0f} ms, "
+              f"NHWC {1000 * r['NHWC']:.0f} ms ({r['NHWC'] / r['NCHW']:.2f}x)")
 
 
 if __name__ == "__main__":

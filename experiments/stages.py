@@ -120,7 +120,7 @@ _TASK_INPUTS = {
     # absent: the task starts from random initialisation (Table 5's first row)
     "pretrained": Input(("pretrain",), artifact="model", required=False),
 }
-_TASK_IGNORE = ("train.progress", "train.num_workers", "train.log_every", "train.eval_batch_size")
+_TASK_IGNORE = ("train.progress", "train.num_workers", "train.log_every", "train.eval_batch_size", "train.frame_cache")
 _DATA_KINDS = ("data", "data_root")
 
 STAGE_KINDS: dict[str, StageKind] = {
@@ -151,10 +151,10 @@ STAGE_KINDS: dict[str, StageKind] = {
             run="evilm.tokenizers.train:run",
             config="evilm.tokenizers.config:TokenizerConfig",
             inputs={"data": Input(_DATA_KINDS, artifact="world")},
-            version="1",
+            version="2",
             seed_key="train.seed",
             preset="evilm.tokenizers.config:preset_config",
-            ignore=("data.num_workers",),
+            ignore=("data.num_workers", "data.frame_cache"),
         ),
         # VL pre-training (MLM + VTM + MVM); MVM needs the tokenizer (online) or its codes (cached).
         StageKind(
@@ -166,10 +166,10 @@ STAGE_KINDS: dict[str, StageKind] = {
                 "tokenizer": Input(("tokenizer",), artifact="tokenizer", required=False),
                 "codes": Input(("tokenizer",), artifact="codes", required=False),
             },
-            version="1",
+            version="2",
             preset="evilm.train.pretrain:pretrain_config",
             # resume/checkpoint_every: how, not what (a resumed run continues in the same out_dir)
-            ignore=("progress", "num_workers", "log_every", "resume", "checkpoint_every"),
+            ignore=("progress", "num_workers", "log_every", "resume", "checkpoint_every", "frame_cache"),
         ),
         # Downstream tasks: metrics "<benchmark>[_zs]/acc", "<benchmark>[_zs]/R@k", "<benchmark>_probe/top1".
         *[
@@ -178,7 +178,7 @@ STAGE_KINDS: dict[str, StageKind] = {
                 run=f"evilm.tasks.{module}:run",
                 config=f"evilm.tasks.{module}:{config}",
                 inputs=_TASK_INPUTS,
-                version="1",
+                version="2",
                 seed_key="train.seed",
                 preset=_task_preset(task),
                 ignore=_TASK_IGNORE,

@@ -12,7 +12,9 @@ default, because captions and questions talk about "left" and "right".
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,6 +42,9 @@ class FrameConfig:
     brightness: float = 0.1  # training: +-10% brightness jitter
     contrast: float = 0.1  # training: +-10% contrast jitter
     hflip: bool = False  # off: a flip would swap "left" and "right" in the text
+    # Evaluation-mode clips are decoded once into this folder (uint8 .npy files) and read back from
+    # there by every later stage; None: no disk cache. How, not what: cached or not, a clip is the same.
+    cache_dir: str | None = None
 
     def __post_init__(self):
         if self.num_frames < 1:
@@ -212,13 +217,51 @@ def transform_clip(
             clip = F.interpolate(clip, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
             top, left = (new_h - size) // 2, (new_w - size) // 2
             clip = clip[:, :, top : top + size, left : left + size]
-        clip = clip.mul_(1.0 / 255.0).clamp_(0.0, 1.0)  # bilinear resampling can overshoot a little
+        # Back on the uint8 grid (bilinear resampling can overshoot a little): an evaluation clip is then
+        # exactly what the in-memory and disk caches store, so caching never changes a result.
+        clip = clip.round_().clamp_(0.0, 255.0).div_(255.0)
     return clip.contiguous()
 
 
 def load_clip(
     path: str | Path, cfg: FrameConfig, train: bool = False, rng: np.random.Generator | None = None
 ) -> torch.Tensor:
-    """Read and transform one clip: ``float32 (T, 3, S, S)`` in [0, 1]."""
+    """Read and transform one clip: ``float32 (T, 3, S, S)`` in [0, 1].
+
+    Evaluation-mode clips come from ``cfg.cache_dir`` when it is set (and are written there on a miss).
+    """
+    if cfg.cache_dir is not None and not train:
+        return _cached_eval_clip(Path(path), cfg)
     frames = read_frames(path, cfg.num_frames, train=train, rng=rng, backend=cfg.backend)
     return transform_clip(frames, cfg, train=train, rng=rng)
+
+
+def frame_cache_file(path: Path, cfg: FrameConfig) -> Path:
+    """Where the evaluation clip of ``path`` under ``cfg`` is cached: keyed by the file (its absolute path,
+    size and modification time, so a replaced video is decoded again) and by the frame settings."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{cfg.num_frames}|{cfg.image_size}|{cfg.backend}"
+    digest = hashlib.sha1(key.encode()).hexdigest()
+    return Path(cfg.cache_dir) / digest[:2] / f"{digest}.npy"
+
+
+def _cached_eval_clip(path: Path, cfg: FrameConfig) -> torch.Tensor:
+    if not path.is_file():  # the reader names the problem
+        read_frames(path, cfg.num_frames, backend=cfg.backend)
+    file = frame_cache_file(path, cfg)
+    shape = (cfg.num_frames, 3, cfg.image_size, cfg.image_size)
+    try:
+        stored = np.load(file)
+        if stored.shape == shape and stored.dtype == np.uint8:
+            return torch.from_numpy(stored).float().div_(255.0)
+    except (OSError, ValueError, EOFError):  # not cached yet (or unreadable): decode again
+        pass
+    clip = transform_clip(read_frames(path, cfg.num_frames, backend=cfg.backend), cfg, train=False)
+    stored = clip.mul(255.0).round_().to(torch.uint8).numpy()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    # write then rename: a reader (another stage, another rank) never sees half a file
+    tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, stored)
+    os.replace(tmp, file)
+    return torch.from_numpy(stored).float().div_(255.0)

@@ -45,7 +45,14 @@ from evilm.models import EViLM, preset_config
 from evilm.stage import MetricsCallback, report
 from evilm.train import distributed as D
 from evilm.train.checkpoint import derived_seed, generator_for
-from evilm.train.data import BatchCollator, CachedClips, frame_config, resolve_text_tokenizer
+from evilm.train.data import (
+    FRAME_CACHE,
+    BatchCollator,
+    CachedClips,
+    frame_cache_dir,
+    frame_config,
+    resolve_text_tokenizer,
+)
 from evilm.train.optim import OptimConfig, create_optimizer, create_scheduler
 from evilm.train.pretrain import (
     EpochBatchSampler,
@@ -68,6 +75,8 @@ class FinetuneSettings:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.01, warmup_ratio=0.1))
     augment: bool = False  # training-mode frames (random frame per segment, crop, jitter)
     cache_clips: bool = True  # without augmentation: decode each clip once and keep it in memory
+    # evaluation clips decoded once for all stages into this folder (relative: under the data root); None: off
+    frame_cache: str | None = None
     vocab_keep_fraction: float = 0.3  # text vocabulary without a pretrained model (as pretraining builds it)
     train_items: int = 0  # > 0: fine-tune on a seeded random subset of this many training items
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
@@ -95,6 +104,7 @@ class Start:
     text_tokenizer: TextTokenizer
     heads: dict[str, dict[str, torch.Tensor]]  # pretrained heads' state dicts, by name
     pretrained: bool
+    frame_cache: str | None = None  # the disk cache of evaluation clips (a folder), if any
 
 
 def load_start(inputs: dict[str, Any], settings: FinetuneSettings) -> Start:
@@ -115,6 +125,8 @@ def load_start(inputs: dict[str, Any], settings: FinetuneSettings) -> Start:
         torch.manual_seed(derived_seed(settings.seed, "init"))
         backbone = EViLM(preset_config(settings.model, {"text": {"vocab_size": tokenizer.vocab_size}}))
         start = Start(backbone, tokenizer, {}, pretrained=False)
+    if "data" in inputs:
+        start.frame_cache = frame_cache_dir(settings.frame_cache, inputs["data"])
     torch.manual_seed(derived_seed(settings.seed, "task heads"))
     return start
 
@@ -129,7 +141,7 @@ def make_dataset(kind: str, records: list, start: Start, settings: FinetuneSetti
         keep = torch.randperm(len(records), generator=generator_for(settings.seed, "train subset"))
         records = [records[i] for i in sorted(keep[: settings.train_items].tolist())]
     augment = train and settings.augment
-    dataset = build_dataset(kind, records, start.text_tokenizer, frame_config(cfg), train=augment,
+    dataset = build_dataset(kind, records, start.text_tokenizer, frame_config(cfg, start.frame_cache), train=augment,
                             max_text_len=cfg.max_text_len, seed=settings.seed, **kwargs)
     if settings.cache_clips and not augment:
         dataset = CachedClips(dataset)
@@ -429,8 +441,9 @@ FINETUNE_PRESETS: dict[str, dict[str, Any]] = {
     # a 2-core CPU: 2 epochs over (at most) 300 training items, fixed frames decoded once,
     # a higher learning rate; the full test splits.
     "quick": {"model": "quick", "epochs": 2, "batch_size": 16, "eval_batch_size": 32, "vocab_keep_fraction": 1.0,
-              "train_items": 300, "optim": {"lr": 3e-4, "weight_decay": 0.01, "warmup_ratio": 0.1}},
+              "train_items": 300, "frame_cache": FRAME_CACHE, "optim": {"lr": 3e-4, "weight_decay": 0.01, "warmup_ratio": 0.1}},
     "smoke": {"model": "smoke", "epochs": 1, "batch_size": 4, "eval_batch_size": 8, "vocab_keep_fraction": 1.0,
+              "frame_cache": FRAME_CACHE,
               "log_every": 1, "optim": {"lr": 1e-3, "weight_decay": 0.01, "warmup_ratio": 0.1}},
 }
 

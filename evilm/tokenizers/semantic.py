@@ -74,7 +74,9 @@ class CNNFrameEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W), normalised -> (B, T, H/S, W/S, C)."""
         b, t = frames.shape[:2]
-        grid = self.backbone.forward_features(frames.flatten(0, 1))  # B*T, C, gh, gw
+        from evilm.models.video_encoder import channels_last
+
+        grid = self.backbone.forward_features(channels_last(frames.flatten(0, 1)))  # B*T, C, gh, gw
         return grid.permute(0, 2, 3, 1).reshape(b, t, *grid.shape[2:], grid.shape[1])
 
     def load_weights(self, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:

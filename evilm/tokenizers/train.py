@@ -177,6 +177,7 @@ def run(
     from evilm.tokenizers.clips import load_clip_bank, stream_loader, world_scene_labels
     from evilm.tokenizers.factory import save_tokenizer
     from evilm.tokenizers.probe import semantic_probe
+    from evilm.train.data import frame_cache_dir
 
     if not isinstance(config, TokenizerConfig):  # a plain mapping from a spec
         config = from_dict(TokenizerConfig, config)
@@ -200,7 +201,8 @@ def run(
         )
     config = _with_vocab_size(config, words.num_words)
     scenes = world_scene_labels(root)
-    frames = FrameConfig(num_frames=config.num_frames, image_size=config.image_size)
+    frames = FrameConfig(num_frames=config.num_frames, image_size=config.image_size,
+                         cache_dir=frame_cache_dir(config.data.frame_cache, root))
     data = DataConfig(
         frames=frames, batch_size=config.train.batch_size, num_workers=config.data.num_workers, seed=config.train.seed
     )

@@ -73,6 +73,7 @@ from evilm.train.checkpoint import (
     restore,
     save_checkpoint,
 )
+from evilm.train.data import FRAME_CACHE
 from evilm.train.losses import IGNORE, mlm_loss, mvm_loss, vtm_loss, vtm_pairs
 from evilm.train.masking import MaskConfig, apply_region_mask, make_mask
 from evilm.train.optim import OptimConfig, create_optimizer, create_scheduler
@@ -116,6 +117,8 @@ class PretrainConfig:
     benchmark: str = "webvid"  # the video-text corpus under inputs["data"]
     augment: bool = False  # training-mode frames (random frame per segment, crop, jitter) instead of fixed ones
     cache_clips: bool = True  # without augmentation: decode each clip once and keep it in memory
+    # evaluation clips decoded once for all stages into this folder (relative: under the data root); None: off
+    frame_cache: str | None = None
     mvm_targets: Literal["online", "cached"] = "online"  # tokenizer on each batch, or inputs["codes"] per clip
     vocab_keep_fraction: float = 0.3  # text vocabulary when none is given: top 30% of caption words (the paper)
     max_skip_fraction: float = 0.05  # unreadable clips tolerated per epoch
@@ -643,11 +646,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # words) has no long tail: keeping 30% of it would turn ~19% of caption words (colour and
     # shape synonyms) into [UNK].
     "quick": {
-        "model": "quick", "batch_size": 16, "max_steps": 30, "vocab_keep_fraction": 1.0,
+        "model": "quick", "batch_size": 16, "max_steps": 30, "vocab_keep_fraction": 1.0, "frame_cache": FRAME_CACHE,
         "optim": {"lr": 5e-4, "warmup_ratio": 0.1},
     },
     "smoke": {
         "model": "smoke", "batch_size": 4, "epochs": 1, "vocab_keep_fraction": 1.0, "log_every": 1,
+        "frame_cache": FRAME_CACHE,
         "optim": {"lr": 1e-3},
     },
 }
@@ -681,7 +685,14 @@ def run(
     from evilm.config import deep_update
     from evilm.data import build_dataset
     from evilm.models import preset_config
-    from evilm.train.data import BatchCollator, CachedClips, frame_config, records_of, resolve_text_tokenizer
+    from evilm.train.data import (
+        BatchCollator,
+        CachedClips,
+        frame_cache_dir,
+        frame_config,
+        records_of,
+        resolve_text_tokenizer,
+    )
 
     out_dir = Path(out_dir)
     if "data" not in inputs:
@@ -716,7 +727,8 @@ def run(
                          f"{model.backbone.stride}px regions; train the tokenizer with stride={model.backbone.stride}")
 
     _, records = records_of(config.benchmark, data_root, "train")
-    dataset = build_dataset("video_text", records, text_tokenizer, frame_config(model_cfg), train=config.augment,
+    frames = frame_config(model_cfg, frame_cache_dir(config.frame_cache, data_root))
+    dataset = build_dataset("video_text", records, text_tokenizer, frames, train=config.augment,
                             max_text_len=model_cfg.max_text_len, seed=config.seed)
     if config.cache_clips and not config.augment:
         if config.num_workers > 0:

@@ -90,3 +90,38 @@ def test_frame_config_validates():
         FrameConfig(crop_scale=(0.5, 1.5))
     cfg = from_dict(FrameConfig, {"num_frames": 8, "crop_scale": [0.9, 1.0]})
     assert cfg.crop_scale == (0.9, 1.0)
+
+
+def test_disk_cache_returns_the_decoded_clip_without_decoding_again(smoke_world, tmp_path, monkeypatch):
+    import evilm.data.video as video
+
+    path = _first_clip(smoke_world)
+    plain = load_clip(path, FrameConfig(num_frames=3, image_size=32))
+    cfg = FrameConfig(num_frames=3, image_size=32, cache_dir=str(tmp_path / "cache"))
+    first = load_clip(path, cfg)  # a miss: decoded, then written
+    stored = list((tmp_path / "cache").rglob("*.npy"))
+    assert len(stored) == 1 and np.load(stored[0]).dtype == np.uint8
+    assert torch.equal(first, plain)  # cached or not, the same clip (the eval grid is uint8 steps)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although the clip is cached")
+
+    monkeypatch.setattr(video, "read_frames", no_decoding)
+    assert torch.equal(load_clip(path, cfg), plain)
+    # other frame settings are another entry, and training clips never use the cache
+    with pytest.raises(AssertionError, match="decoded although"):
+        load_clip(path, FrameConfig(num_frames=2, image_size=32, cache_dir=cfg.cache_dir))
+    with pytest.raises(AssertionError, match="decoded although"):
+        load_clip(path, cfg, train=True, rng=np.random.default_rng(0))
+
+
+def test_disk_cache_redecodes_a_damaged_entry_and_names_a_missing_video(smoke_world, tmp_path):
+    path = _first_clip(smoke_world)
+    cfg = FrameConfig(num_frames=2, image_size=32, cache_dir=str(tmp_path))
+    clip = load_clip(path, cfg)
+    [entry] = list(tmp_path.rglob("*.npy"))
+    entry.write_bytes(b"half a file")
+    assert torch.equal(load_clip(path, cfg), clip)
+    assert np.load(entry).shape == (2, 3, 32, 32)  # rewritten whole
+    with pytest.raises(VideoReadError, match=r"nope\.mp4: video file not found"):
+        load_clip(tmp_path / "nope.mp4", cfg)

@@ -141,6 +141,16 @@ def test_shipped_specs_validate_and_plan():
         == smoke["table6"].lookup["focal", "msrvtt_qa", 0]
     )
     assert smoke["table3"].lookup["evilm", "hmdb51", 0] == smoke["table6"].lookup["baseline", "hmdb51", 0]
+    # Figure 2's medium rows are the profile's own decoder: Table 5's stages
+    assert smoke["figure2"].lookup["medium", "msrvtt_mc", 0] == smoke["table5"].lookup["vtm_mlm", "msrvtt_mc", 0]
+    assert (
+        smoke["figure2"].lookup["medium_mvm", "msrvtt_mc", 0]
+        == smoke["table5"].lookup["vtm_mlm_mvm", "msrvtt_mc", 0]
+    )
+    # the disk cache of decoded clips is how, not what: turning it off changes no stage identity
+    off = {"tokenizer.data.frame_cache": None, "pretrain.frame_cache": None, "msrvtt_qa.train.frame_cache": None}
+    no_cache = build_plan("table6", table_variants(load_spec("table6"), DEFAULT_SPECS_DIR, "smoke", off), "smoke", [0])
+    assert no_cache.lookup == smoke["table6"].lookup
     # the paper profile reads a real data root instead of generating a world
     paper_data = next(s for s in plans["table6", "paper"].stages.values() if s.name == "data")
     assert paper_data.kind.name == "data_root"
