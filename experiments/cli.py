@@ -7,7 +7,6 @@ Exit codes: 0 ok; 1 a stage or trial failed (or was blocked by one that did);
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -275,16 +274,10 @@ def _setup(args):
     quiet_mlflow()
     root = specs_dir(args.specs)
     spec = load_spec(args.name, root)
-    profile = args.profile or spec.profile
-    seeds = (
-        list(args.seeds)
-        if getattr(args, "seeds", None)
-        else list(spec.seeds_by_profile.get(profile, spec.seeds))
-    )
+    profile, seeds, stem = _resolve(spec, args)
     cli_set = parse_sets(args.sets)
     tracker = Tracker(args.tracking_uri, args.runs_dir)
     runner = Runner(tracker, show_progress=not args.quiet)
-    stem = spec.name if profile == spec.profile else f"{spec.name}.{profile}"
     return root, spec, profile, seeds, cli_set, tracker, runner, stem
 
 
@@ -307,26 +300,24 @@ class TableJob:
 
 def run_names(names: list[str], root: Path) -> list[str]:
     """The tables and figures ``names`` asks for, ``all`` expanded (tables first, then figures)."""
+    from experiments.report import natural_key
+
     out: list[str] = []
     for name in names:
         if name == "all":
             found = [(load_spec(n, root), n) for n in spec_files(root)]
             tables = [n for spec, n in found if spec.kind == "table"]
             figures = [n for spec, n in found if spec.kind == "figure"]
-            out += sorted(tables, key=_natural) + sorted(figures, key=_natural)
+            out += sorted(tables, key=natural_key) + sorted(figures, key=natural_key)
         else:
             out.append(name)
     return list(dict.fromkeys(out))
 
 
-def _natural(text: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
 def _resolve(spec, args) -> tuple[str, list[int], str]:
     """The profile, seeds and report stem of ``spec`` under the command's options."""
     profile = args.profile or spec.profile
-    seeds = list(args.seeds) if args.seeds else list(spec.seeds_by_profile.get(profile, spec.seeds))
+    seeds = list(args.seeds) if getattr(args, "seeds", None) else list(spec.seeds_by_profile.get(profile, spec.seeds))
     stem = spec.name if profile == spec.profile else f"{spec.name}.{profile}"
     return profile, seeds, stem
 

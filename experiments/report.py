@@ -611,7 +611,7 @@ def read_summary(path: Path) -> dict[str, Any]:
     }
 
 
-def _natural(text: str) -> list:
+def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
@@ -626,7 +626,7 @@ def write_index(reports_dir: Path) -> Path:
             continue
         data = read_summary(path)
         entries.append((path, data))
-    entries.sort(key=lambda e: (_KIND_ORDER.get(e[1].get("kind"), 3), _natural(e[0].stem)))
+    entries.sort(key=lambda e: (_KIND_ORDER.get(e[1].get("kind"), 3), natural_key(e[0].stem)))
     rows = []
     for path, data in entries:
         wall = "—" if data.get("wall_s") is None else format_duration(data["wall_s"])

@@ -11,6 +11,7 @@ and neither is ever reused. Stages downstream of a failed one are ``blocked``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -275,7 +276,8 @@ class Runner:
                 (out_dir / stale).unlink(missing_ok=True)
             _write_json(out_dir / CONFIG_FILE, stage.params)
             inputs = self._inputs(stage, outcomes)
-            result = stage.kind.load_run()(stage.config, inputs, out_dir, on_metrics)
+            config = stage.config if self.show_progress else without_progress_bars(stage.config)
+            result = stage.kind.load_run()(config, inputs, out_dir, on_metrics)
             metrics, artifacts = _check_result(result, stage)
             self.tracker.log_metrics(run_id, metrics, last_step[0])
             relative = {name: _relative(path, out_dir) for name, path in artifacts.items()}
@@ -482,6 +484,20 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def without_progress_bars(config: Any) -> Any:
+    """``config`` with its progress bars off (``progress``, ``train.progress``): how, not what, so the
+    stage identity is the same; ``--quiet`` then silences the stages too, not just the runner."""
+    if not dataclasses.is_dataclass(config):
+        return config
+    changes: dict[str, Any] = {}
+    if isinstance(getattr(config, "progress", None), bool):
+        changes["progress"] = False
+    train = getattr(config, "train", None)
+    if dataclasses.is_dataclass(train) and isinstance(getattr(train, "progress", None), bool):
+        changes["train"] = dataclasses.replace(train, progress=False)
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -195,3 +195,18 @@ def test_once_per_invocation_runs_a_stage_once_across_executes(specs, tracker):
     assert {
         o.status for o in later.values() if o.stage.name in ("qa", "mc") and o.stage.inputs.get("checkpoint")
     } == {"blocked"}
+
+
+def test_quiet_runs_turn_off_the_stages_progress_bars():
+    from evilm.data.synthetic import WorldConfig
+    from evilm.tasks.qa import QAConfig
+    from evilm.train.pretrain import pretrain_config
+    from experiments.runner import without_progress_bars
+
+    pre = pretrain_config("smoke")
+    assert pre.progress and not without_progress_bars(pre).progress
+    assert without_progress_bars(pre).max_steps == pre.max_steps  # nothing else changes
+    qa = QAConfig()
+    assert qa.train.progress and not without_progress_bars(qa).train.progress
+    assert not without_progress_bars(WorldConfig(profile="smoke")).progress
+    assert without_progress_bars({"progress": True}) == {"progress": True}  # not a dataclass: as is
