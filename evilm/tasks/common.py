@@ -333,6 +333,8 @@ def finetune(
     bar = ProgressBar(settings.progress and rank == 0, total=total, start=0, description=f"{prefix} fine-tune")
     step = 0
     epoch_terms: dict[str, float] = {}
+    window: dict[str, float] = {}  # sums since the last log line (it may span an epoch boundary)
+    window_steps = 0
     seen, busy = 0, 0.0
     for epoch in range(settings.epochs):
         if isinstance(getattr(dataset, "epoch", None), int):
@@ -341,7 +343,6 @@ def finetune(
                             collate_fn=BatchCollator(dataset), num_workers=settings.num_workers,
                             generator=generator_for(settings.seed, prefix, epoch))
         epoch_terms, count, epoch_seen = {}, 0, 0
-        window: dict[str, float] = {}
         t0 = time.perf_counter()
         for batch in loader:
             autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
@@ -390,18 +391,18 @@ def finetune(
             scheduler.step()
             step += 1
             count += 1
+            window_steps += 1
             epoch_seen += rows
             for k, v in logged.items():
                 epoch_terms[k] = epoch_terms.get(k, 0.0) + v
                 window[k] = window.get(k, 0.0) + v
             if step % settings.log_every == 0 or step == total:
-                n = settings.log_every if step % settings.log_every == 0 else (step % settings.log_every)
-                shown = {f"{prefix}/train_{k}": v / n for k, v in window.items()}
+                shown = {f"{prefix}/train_{k}": v / window_steps for k, v in window.items()}
                 if rank == 0:
                     report(on_metrics, shown, step)
                 rate = (seen + epoch_seen) / max(busy + time.perf_counter() - t0, 1e-9)
                 bar.update(step, {"train/loss": shown[f"{prefix}/train_loss"], "train/clips_per_s": rate})
-                window = {}
+                window, window_steps = {}, 0
         busy += time.perf_counter() - t0
         seen += epoch_seen
         epoch_terms = {k: v / max(count, 1) for k, v in epoch_terms.items()}
