@@ -120,7 +120,11 @@ def table_variants(spec: TableSpec, root: Path, profile: str, cli_set: Mapping[s
         layers = profile_layers(spec, pipeline, pipeline_file, spec_file, profile)
         # a --set of a stage this row's pipeline lacks (figure 1's cost-only row) does not apply to it
         row_cli = {k: v for k, v in cli_set.items() if str(k).partition(".")[0] in pipeline.stages}
-        layers += [Layer(f"{spec_file}: rows[{i}].set", row.set), Layer("--set", row_cli)]
+        layers += [
+            Layer(f"{spec_file}: rows[{i}].set", row.set),
+            Layer(f"{spec_file}: rows[{i}].set_by_profile.{profile}", row.set_by_profile.get(profile, {})),
+            Layer("--set", row_cli),
+        ]
         variants.append(Variant(row.id, pipeline, pipeline_file, layers, list(row.without), needed))
     for key in cli_set:
         head = str(key).partition(".")[0]

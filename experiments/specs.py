@@ -109,6 +109,8 @@ class Row(_Strict):
     label: str
     base: str | None = None  # another pipeline for this row (default: the table's)
     set: dict[str, Any] = Field(default_factory=dict)  # overrides "stage.key.path": value
+    # overrides for one profile, after ``set`` (e.g. model sizes around that profile's own model)
+    set_by_profile: dict[Profile, dict[str, Any]] = Field(default_factory=dict)
     without: list[str] = Field(default_factory=list)  # stages removed from the pipeline
     vars: dict[str, str] = Field(default_factory=dict)  # fills "{var}" in column metrics
     baseline: str | None = None  # compare this row with another row than the table's baseline

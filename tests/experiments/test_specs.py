@@ -147,6 +147,11 @@ def test_shipped_specs_validate_and_plan():
         smoke["figure2"].lookup["medium_mvm", "msrvtt_mc", 0]
         == smoke["table5"].lookup["vtm_mlm_mvm", "msrvtt_mc", 0]
     )
+    # set_by_profile: Figure 2's sizes sit around each profile's own decoder (paper: width 384)
+    fig2 = build_plan("figure2", table_variants(load_spec("figure2"), DEFAULT_SPECS_DIR, "paper", {}), "paper", [0])
+    widths = {row: fig2.stages[fig2.lookup[row, "pretrain", 0]].params["model_overrides"].get("decoder", {}).get("width")
+              for row in ("small", "medium", "large")}
+    assert widths == {"small": 192, "medium": None, "large": 768}
     # the disk cache of decoded clips is how, not what: turning it off changes no stage identity
     off = {"tokenizer.data.frame_cache": None, "pretrain.frame_cache": None, "msrvtt_qa.train.frame_cache": None}
     no_cache = build_plan("table6", table_variants(load_spec("table6"), DEFAULT_SPECS_DIR, "smoke", off), "smoke", [0])
