@@ -65,19 +65,21 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
-def git_commit() -> str:
-    """The checkout's commit, with ``+dirty`` when files differ from it (ignored files aside)."""
+def git_commit(repo: Path | None = None) -> str:
+    """The checkout's commit, with ``+dirty`` when files differ from it (ignored files aside, and the
+    generated ``reports/``: a run rewrites them, which does not make the code that ran differ)."""
+    repo = REPO_DIR if repo is None else repo
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO_DIR,
+            cwd=repo,
             capture_output=True,
             text=True,
             timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain"],
-            cwd=REPO_DIR,
+            ["git", "status", "--porcelain", "--", ".", ":(exclude)reports"],
+            cwd=repo,
             capture_output=True,
             text=True,
             timeout=10,

@@ -210,3 +210,25 @@ def test_quiet_runs_turn_off_the_stages_progress_bars():
     assert qa.train.progress and not without_progress_bars(qa).train.progress
     assert not without_progress_bars(WorldConfig(profile="smoke")).progress
     assert without_progress_bars({"progress": True}) == {"progress": True}  # not a dataclass: as is
+
+
+def test_code_version_is_dirty_for_code_changes_not_for_regenerated_reports(tmp_path):
+    import subprocess
+
+    from experiments.tracking import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "table6.md").write_text("old\n")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 12 and not clean.endswith("+dirty")
+    (tmp_path / "reports" / "table6.md").write_text("rewritten by a run\n")
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == clean + "+dirty"
