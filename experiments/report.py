@@ -826,14 +826,12 @@ def sweep_markdown(
             ]
         )
     lines += [markdown_table(["trial", *names, label, "seeds", ""], rows), ""]
-    if complete:
-        pick = max if spec.objective.direction == "maximize" else min
-        best = pick(complete, key=lambda t: float(np.mean(t.values)))
-        lines += [
-            f"**Best** ({spec.objective.direction}): "
-            + ", ".join(f"`{n}={best.params.get(n)}`" for n in names),
-            "",
-        ]
+    scored = [t for t in complete if t.values]
+    if scored:
+        value, best = best_trials(spec, scored)
+        points = "; ".join(_point(t, names) for t in best)
+        tie = f" (a tie of {len(best)} points at {value:.4g})" if len(best) > 1 else f" ({value:.4g})"
+        lines += [f"**Best** ({spec.objective.direction}): {points}{tie}", ""]
     if spec.paper:
         lines += ["**Paper's choice**: " + ", ".join(f"`{k}={v}`" for k, v in spec.paper.items()), ""]
     failed = [t for t in trials if t.state != "COMPLETE"]
@@ -846,6 +844,18 @@ def sweep_markdown(
     return "\n".join(lines).rstrip() + "\n" + comment
 
 
+def best_trials(spec: SweepSpec, complete: list[TrialRecord]) -> tuple[float, list[TrialRecord]]:
+    """The best mean objective over the complete trials and every trial that reaches it (ties are common
+    at chance-level scores), in the order given."""
+    means = [float(np.mean(t.values)) for t in complete]
+    value = max(means) if spec.objective.direction == "maximize" else min(means)
+    return value, [t for t, m in zip(complete, means) if m == value]
+
+
+def _point(trial: TrialRecord, names: list[str]) -> str:
+    return ", ".join(f"`{n}={trial.params.get(n)}`" for n in names)
+
+
 def sweep_summary(spec: SweepSpec, trials: list[TrialRecord]) -> str:
     """One line for the index: trials complete, the best point, and where the paper's choice stands."""
     complete = [t for t in trials if t.state == "COMPLETE" and t.values]
@@ -854,15 +864,19 @@ def sweep_summary(spec: SweepSpec, trials: list[TrialRecord]) -> str:
         text += f", {len(trials) - len(complete)} not"
     if not complete:
         return text
-    pick = max if spec.objective.direction == "maximize" else min
-    best = pick(complete, key=lambda t: float(np.mean(t.values)))
+    seeds = max(len(t.values) for t in complete)
+    means = [float(np.mean(t.values)) for t in complete]
+    text += f" ({seeds} seed{'s' if seeds != 1 else ''} each; objective {min(means):.4g} to {max(means):.4g})"
+    value, best = best_trials(spec, complete)
     names = list(spec.params)
-    text += "; best " + ", ".join(f"`{n}={best.params.get(n)}`" for n in names)
-    text += f" ({float(np.mean(best.values)):.4g})"
+    if len(best) == 1:
+        text += f"; best {_point(best[0], names)} ({value:.4g})"
+    else:
+        text += f"; best {value:.4g}, a tie of {len(best)} points"
     if spec.paper:
         at_paper = [t for t in complete if all(t.params.get(n) == v for n, v in spec.paper.items())]
-        if at_paper and at_paper[0] is best:
-            text += "; the paper's choice is the best"
+        if at_paper and at_paper[0] in best:
+            text += "; the paper's choice is the best" if len(best) == 1 else "; the paper's choice is one of them"
         elif at_paper:
             text += f"; the paper's choice gives {float(np.mean(at_paper[0].values)):.4g}"
         else:

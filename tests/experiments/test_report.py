@@ -187,3 +187,20 @@ def test_index_lists_every_report_with_its_verdicts(specs, runner, tracker, tmp_
     expected += f" ({verdicts.count('reproduced')} of 2 differences reproduced)"
     assert read_summary(path)["summary"] == expected
     assert lines[0].endswith(f"| {expected} |")
+
+
+def test_sweep_summary_names_ties_and_the_spread_instead_of_a_winner():
+    from experiments.report import TrialRecord, sweep_summary
+
+    spec = load_spec("mask_ratio")  # the shipped sweep: maximize, the paper's choice is ratio 0.4
+    tied = [TrialRecord(i, "COMPLETE", {"pretrain.mask.ratio": r}, [v])
+            for i, (r, v) in enumerate([(0.1, 8.3), (0.4, 8.3), (0.9, 7.1)])]
+    text = sweep_summary(spec, tied)
+    assert "1 seed each; objective 7.1 to 8.3" in text
+    assert "a tie of 2 points" in text and "the paper's choice is one of them" in text
+    assert "is the best" not in text
+    alone = [TrialRecord(0, "COMPLETE", {"pretrain.mask.ratio": 0.4}, [9.0, 8.0]),
+             TrialRecord(1, "COMPLETE", {"pretrain.mask.ratio": 0.9}, [7.0, 7.2])]
+    text = sweep_summary(spec, alone)
+    assert "2 seeds each" in text and "best `pretrain.mask.ratio=0.4` (8.5)" in text
+    assert "the paper's choice is the best" in text
