@@ -161,5 +161,6 @@ def test_run_with_sweeps_and_dry_run_of_several(cli, two_tables, tmp_path, capsy
     assert "fakesweep (smoke) wall time:" in out
     index = (tmp_path / "reports" / "README.md").read_text()
     lines = [line for line in index.splitlines() if line.startswith("| [")]
-    assert "(fakesweep.md)" in lines[-1] and "4 trials complete; best `qa.quality=" in lines[-1]
+    assert "(fakesweep.md)" in lines[-1] and "4 trials complete (1 seed each; objective" in lines[-1]
+    assert "best `qa.quality=" in lines[-1]
     assert "(faketable2.md)" in lines[0]
