@@ -7,19 +7,21 @@ other objects, of the background and of nuisance (camera shake, flicker), which
 say nothing the video's meaning depends on.
 
 Questions use canonical words (the answer vocabulary is the canonical words),
-and every answer depends on the video: the question never contains its answer.
-Distractors are plausible: same template, one attribute or action changed.
+and every answer depends on the video: the question never contains its answer,
+and within one question template the answers are as balanced as the scenes are
+(``evilm.data.synthetic`` balances the scenes). Multiple-choice distractors are
+drawn from the answer's own distribution, so the options alone do not give the
+answer away.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 
 from evilm.data.records import ObjectInfo, SceneInfo
-from evilm.data.scenes import ACTIONS, COLOURS, REPEATABLE, SHAPES, SIZES
+from evilm.data.scenes import ACTIONS, REPEATABLE, STATIC_ACTIONS, location_word
 
 # first entry = canonical word; later entries are rarer synonyms
 SHAPE_WORDS = {
@@ -128,14 +130,15 @@ def zipf_pick(rng: np.random.Generator, items: list[str], exponent: float = 1.3)
 # --- noun phrases and verb phrases -------------------------------------------------------------
 
 
-def noun_phrase(obj: ObjectInfo, rng: np.random.Generator, det: bool = True, colour_prob: float = 0.95) -> str:
-    """'a small red striped star' with synonyms; size and texture are optional."""
+def noun_phrase(obj: ObjectInfo, rng: np.random.Generator, det: bool = True, colour_prob: float = 0.95,
+                full: bool = False) -> str:
+    """'a small red striped star' with synonyms; size and texture are optional unless ``full``."""
     words = []
-    if rng.random() < 0.45:
+    if rng.random() < 0.45 or full:
         words.append(zipf_pick(rng, SIZE_WORDS[obj.size]))
-    if rng.random() < colour_prob:
+    if rng.random() < colour_prob or full:
         words.append(zipf_pick(rng, COLOUR_WORDS[obj.colour]))
-    if rng.random() < 0.45:
+    if rng.random() < 0.45 or full:
         words.append(zipf_pick(rng, TEXTURE_WORDS[obj.texture]))
     words.append(zipf_pick(rng, SHAPE_WORDS[obj.shape]))
     phrase = " ".join(words)
@@ -194,11 +197,16 @@ def _background(rng: np.random.Generator) -> str:
     return f"on a {adj} {noun}"
 
 
-def caption(scene: SceneInfo, rng: np.random.Generator, min_words: int = 10, max_words: int = 20) -> str:
-    """A WebVid-style title for the clip, 10-20 words in most cases."""
+def caption(scene: SceneInfo, rng: np.random.Generator, min_words: int = 10, max_words: int = 20,
+            full: bool = False) -> str:
+    """A WebVid-style title for the clip, 10-20 words in most cases.
+
+    ``full``: the main object is always named by size, colour, texture and shape (retrieval test
+    sets, where each caption must single out its video).
+    """
     obj = scene.main_object
     template = int(rng.choice(5, p=[0.3, 0.3, 0.2, 0.12, 0.08]))
-    subject = noun_phrase(obj, rng)
+    subject = noun_phrase(obj, rng, full=full)
     verb = verb_phrase(obj, rng)
     others = _others_clause(scene, rng)
     background = _background(rng)
@@ -213,7 +221,7 @@ def caption(scene: SceneInfo, rng: np.random.Generator, min_words: int = 10, max
         parts = [background + ",", subject, verb, others, nuisance]
     elif template == 3 and simple:
         gerund = zipf_pick(rng, ACTION_GERUNDS[obj.actions[0]])
-        parts = [gerund, noun_phrase(obj, rng, det=False, colour_prob=1.0), others, background, nuisance]
+        parts = [gerund, noun_phrase(obj, rng, det=False, colour_prob=1.0, full=full), others, background, nuisance]
     else:
         parts = [prefix, subject, "that", verb, others, nuisance]
     text = " ".join(p for p in parts if p)
@@ -242,64 +250,23 @@ def moment_descriptions(scene: SceneInfo, rng: np.random.Generator) -> list[str]
     return out
 
 
-# --- perturbations for distractors ------------------------------------------------------------
+# --- multiple choice ---------------------------------------------------------------------------
 
 
-def perturb(scene: SceneInfo, rng: np.random.Generator, what: str) -> SceneInfo:
-    """A copy of the scene with one property of the main object changed ('action', 'colour', 'shape', 'size')."""
-    out = copy.deepcopy(scene)
-    obj = out.main_object
-    if what == "colour":
-        obj.colour = _other(rng, list(COLOURS), obj.colour)
-        if obj.details.get("new_colour") == obj.colour:
-            obj.details["new_colour"] = _other(rng, list(COLOURS), obj.colour)
-    elif what == "shape":
-        obj.shape = _other(rng, SHAPES, obj.shape)
-    elif what == "size":
-        obj.size = _other(rng, list(SIZES), obj.size)
-    elif what == "action":
-        step = int(rng.integers(len(obj.actions)))
-        banned = set(obj.actions) | ({"leave"} if step == 0 and len(obj.actions) > 1 else set()) | (
-            {"enter"} if step == 1 else set())
-        pool = REPEATABLE if obj.repeats > 1 else ACTIONS
-        new = _other(rng, [a for a in pool if a not in banned], None)
-        obj.actions[step] = new
-        obj.details.setdefault("rotation", "clockwise")
-        obj.details.setdefault("enter", "left")
-        obj.details.setdefault("leave", "right")
-        obj.details.setdefault("new_colour", _other(rng, list(COLOURS), obj.colour))
-    else:
-        raise ValueError(f"unknown perturbation {what!r}")
-    return out
+def choice_set(answer: str, distractor_pool: list[str], rng: np.random.Generator,
+               num_options: int = 5) -> tuple[list[str], int]:
+    """The answer among ``num_options`` options, the others drawn uniformly from ``distractor_pool``.
 
-
-def _other(rng: np.random.Generator, items: list[str], current: str | None) -> str:
-    choices = [i for i in items if i != current]
-    return choices[int(rng.integers(len(choices)))]
-
-
-def caption_options(scene: SceneInfo, seed: int, num_options: int = 5) -> tuple[list[str], int]:
-    """MSRVTT-MC style: the true caption among ``num_options``; distractors change one thing.
-
-    Every option is written from the same template draw (the same seed), so the
-    options differ only where the scene was changed.
+    The distractors come from the answer's own distribution (the same pool the answer was drawn
+    from, e.g. other clips' captions), so no rule that reads only the options can single the answer
+    out: chance is 1 / num_options.
     """
-    rng = np.random.default_rng([seed, 1])
-    truth = caption(scene, np.random.default_rng(seed))
-    options = [truth]
-    kinds = ["action", "action", "colour", "shape", "size", "action", "colour", "shape"]
-    tries = 0
-    while len(options) < num_options and tries < 50:
-        tries += 1
-        what = kinds[(len(options) - 1 + tries) % len(kinds)] if tries > len(kinds) else kinds[len(options) - 1]
-        text = caption(perturb(scene, rng, what), np.random.default_rng(seed))
-        if text not in options:
-            options.append(text)
-    while len(options) < num_options:  # tiny scenes can run out of distinct single changes
-        options.append(caption(perturb(perturb(scene, rng, "action"), rng, "colour"), rng))
-    order = rng.permutation(num_options)
-    shuffled = [options[i] for i in order]
-    return shuffled, int(np.where(order == 0)[0][0])
+    pool = sorted(set(distractor_pool) - {answer})
+    if len(pool) < num_options - 1:
+        raise ValueError(f"{len(pool)} distinct distractors; {num_options - 1} needed")
+    picked = [pool[i] for i in rng.choice(len(pool), size=num_options - 1, replace=False)]
+    position = int(rng.integers(num_options))
+    return picked[:position] + [answer] + picked[position:], position
 
 
 # --- questions ---------------------------------------------------------------------------------
@@ -307,15 +274,6 @@ def caption_options(scene: SceneInfo, seed: int, num_options: int = 5) -> tuple[
 
 def ref(obj: ObjectInfo, colour: bool = True) -> str:
     return f"the {obj.colour} {obj.shape}" if colour else f"the {obj.shape}"
-
-
-def location_word(x: float, y: float) -> str:
-    dx, dy = x - 0.5, y - 0.5
-    if max(abs(dx), abs(dy)) < 0.14:
-        return "center"
-    if abs(dx) >= abs(dy):
-        return "left" if dx < 0 else "right"
-    return "top" if dy < 0 else "bottom"
 
 
 def open_questions(scene: SceneInfo, start_xy: tuple[float, float], rng: np.random.Generator) -> list[tuple[str, str]]:
@@ -353,38 +311,33 @@ def open_questions(scene: SceneInfo, start_xy: tuple[float, float], rng: np.rand
     return [qa[i] for i in order]
 
 
-def _action_options(rng: np.random.Generator, answer: str, must_include: list[str], pool: list[str]) -> tuple[
-        list[str], int]:
-    chosen = [answer] + [a for a in must_include if a != answer]
-    rest = [a for a in pool if a not in chosen]
-    chosen += [rest[i] for i in rng.permutation(len(rest))[: 5 - len(chosen)]]
-    order = rng.permutation(5)
-    return [ACTION_BASE[chosen[i]] for i in order], int(np.where(order == 0)[0][0])
-
-
 def action_question(scene: SceneInfo, rng: np.random.Generator) -> tuple[str, list[str], int]:
-    """TGIF Action: which action does the object repeat? (question, 5 options, answer index)."""
+    """TGIF Action: which action does the object repeat? (question, 5 options, answer index).
+
+    The repeated action is uniform over ``REPEATABLE`` and the distractors are drawn from the same
+    set, so the options alone say nothing about the answer.
+    """
     obj = scene.main_object
     count = NUMBER_WORDS[obj.repeats] if obj.repeats < 5 else str(obj.repeats)
     question = f"What does {ref(obj)} do {count} times ?"
-    # the similar actions are the hard distractors: left vs right, grow vs shrink
-    twins = {"move_left": "move_right", "move_right": "move_left", "move_up": "move_down",
-             "move_down": "move_up", "grow": "shrink", "shrink": "grow", "blink": "change_colour",
-             "change_colour": "blink", "bounce": "move_up", "rotate": "grow"}
-    options, answer = _action_options(rng, obj.actions[0], [twins[obj.actions[0]]], REPEATABLE)
+    options, answer = choice_set(ACTION_BASE[obj.actions[0]], [ACTION_BASE[a] for a in REPEATABLE], rng)
     return question, options, answer
 
 
 def transition_questions(scene: SceneInfo, rng: np.random.Generator) -> list[tuple[str, list[str], int]]:
-    """TGIF Transition: what happens before / after? Both actions are among the options."""
+    """TGIF Transition: what happens before / after the other action?
+
+    A first action is never "leave" and a second never "enter" (``sample_actions``); the
+    distractors come from the same support as the answer, minus the action the question names.
+    """
     obj = scene.main_object
     first, second = obj.actions
-    out = []
-    question = f"What does {ref(obj)} do before {ACTION_BASE[second]} ?"
-    out.append((question, *_action_options(rng, first, [second], ACTIONS)))
-    question = f"What does {ref(obj)} do after {ACTION_BASE[first]} ?"
-    out.append((question, *_action_options(rng, second, [first], ACTIONS)))
-    return out
+    before = [ACTION_BASE[a] for a in ACTIONS if a not in ("leave", second)]
+    after = [ACTION_BASE[a] for a in ACTIONS if a not in ("enter", first)]
+    return [
+        (f"What does {ref(obj)} do before {ACTION_BASE[second]} ?", *choice_set(ACTION_BASE[first], before, rng)),
+        (f"What does {ref(obj)} do after {ACTION_BASE[first]} ?", *choice_set(ACTION_BASE[second], after, rng)),
+    ]
 
 
 FRAMEQA_TYPES = {"object": 0, "number": 1, "color": 2, "location": 3}
@@ -402,8 +355,7 @@ def frame_questions(scene: SceneInfo, start_xy: tuple[float, float], rng: np.ran
         out.append((f"what is {ACTION_ANSWER[action]} ?", obj.shape, FRAMEQA_TYPES["object"]))
     else:
         out.append((f"what is the {obj.colour} object ?", obj.shape, FRAMEQA_TYPES["object"]))
-    static = all(a in ("stay_still", "rotate", "grow", "shrink", "blink", "change_colour") for a in obj.actions)
-    if static:
+    if all(a in STATIC_ACTIONS for a in obj.actions):  # (a moving object has no one place)
         out.append((f"where is {ref(obj)} ?", location_word(*start_xy), FRAMEQA_TYPES["location"]))
     keep = rng.permutation(len(out))[: max(2, math.ceil(len(out) * 0.75))]
     return [out[i] for i in sorted(keep)]

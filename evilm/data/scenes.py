@@ -14,6 +14,7 @@ Everything is a pure function of a seed; coordinates are in frame units
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -41,6 +42,8 @@ ACTIONS = [
 # actions that read naturally as "does it N times" (TGIF Action)
 REPEATABLE = ["move_left", "move_right", "move_up", "move_down", "rotate", "grow", "shrink",
               "bounce", "blink", "change_colour"]
+# actions that leave the object where it started: "where is it?" has one answer
+STATIC_ACTIONS = ["stay_still", "rotate", "grow", "shrink", "blink", "change_colour"]
 SIDES = ["left", "right", "top", "bottom"]
 ROTATIONS = ["clockwise", "counterclockwise"]
 # finer action classes (Kinetics-style probe): direction of rotation, side of entry/exit
@@ -181,6 +184,12 @@ def _fits(spec: ObjectSpec, num_frames: int) -> bool:
 # --- sampling ----------------------------------------------------------------------------------
 
 
+def keyed_rng(seed: int, *keys) -> np.random.Generator:
+    """A generator keyed by (seed, keys): what one clip draws does not depend on the other clips."""
+    parts = [seed] + [int(hashlib.md5(str(k).encode()).hexdigest()[:8], 16) for k in keys]
+    return np.random.default_rng(parts)
+
+
 def _pick(rng: np.random.Generator, items, exclude=()):
     choices = [i for i in items if i not in exclude]
     return choices[int(rng.integers(len(choices)))]
@@ -220,13 +229,29 @@ def sample_actions(rng: np.random.Generator, two_actions: bool, allowed=ACTIONS)
     return [first, second]
 
 
+LOCATIONS = ["center", "left", "right", "top", "bottom"]
+
+
+def location_word(x: float, y: float) -> str:
+    """Where a point lies in the frame: the centre square, else the nearer side."""
+    dx, dy = x - 0.5, y - 0.5
+    if max(abs(dx), abs(dy)) < 0.14:
+        return "center"
+    if abs(dx) >= abs(dy):
+        return "left" if dx < 0 else "right"
+    return "top" if dy < 0 else "bottom"
+
+
 def place(rng: np.random.Generator, obj: ObjectInfo, num_frames: int, others: list[ObjectSpec],
-          tries: int = 60) -> ObjectSpec | None:
-    """A start position whose whole path stays in frame and starts away from ``others``."""
+          tries: int = 60, location: str | None = None) -> ObjectSpec | None:
+    """A start position whose whole path stays in frame and starts away from ``others``
+    (and, given ``location``, lies in that part of the frame)."""
     radius = SIZES[obj.size]
-    for _ in range(tries):
+    for _ in range(tries if location is None else 4 * tries):
         spec = ObjectSpec(obj, float(rng.uniform(radius, 1 - radius)), float(rng.uniform(radius, 1 - radius)),
                           float(rng.uniform(0, 2 * math.pi)))
+        if location is not None and location_word(spec.x, spec.y) != location:
+            continue
         clear = all(math.hypot(spec.x - o.x, spec.y - o.y) > 0.9 * (radius + SIZES[o.info.size]) for o in others)
         if clear and _fits(spec, num_frames):
             return spec
@@ -243,12 +268,19 @@ def sample_scene(
     repeats: int = 1,
     two_actions_prob: float = 0.0,
     allowed_actions=ACTIONS,
+    location: str | None = None,
 ) -> SceneSpec:
-    """A scene whose main object does ``main_actions`` (or random ones); others mostly stay still."""
+    """A scene whose main object does ``main_actions`` (or random ones); others mostly stay still.
+
+    Exactly ``num_objects`` objects (a scene whose others cannot be placed is drawn again), so that
+    a count asked about is the count drawn; ``location``: where the main object starts, when its
+    actions are all ``STATIC_ACTIONS`` (a moving object has no one place).
+    """
     for _ in range(100):
         actions = main_actions or sample_actions(rng, bool(rng.random() < two_actions_prob), allowed_actions)
         main_obj = sample_object(rng, actions, repeats)
-        main_spec = place(rng, main_obj, num_frames, [])
+        static = all(a in STATIC_ACTIONS for a in actions)
+        main_spec = place(rng, main_obj, num_frames, [], location=location if static else None)
         if main_spec is None:
             continue
         objects = [main_spec]
@@ -259,8 +291,11 @@ def sample_scene(
             taken = [c for o in objects for c in (o.info.colour, o.info.details.get("new_colour")) if c]
             other = sample_object(rng, other_actions, 1, [o.info.shape for o in objects], taken)
             spec = place(rng, other, num_frames, objects)
-            if spec is not None:
-                objects.append(spec)
+            if spec is None:
+                break
+            objects.append(spec)
+        if len(objects) < num_objects:
+            continue
         # draw the main object last (on top); keep it first in the ground truth order
         order = objects[1:] + objects[:1]
         return SceneSpec(video_id, pool, order, main=len(order) - 1, seed=int(rng.integers(2**31)))

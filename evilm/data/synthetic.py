@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import time
@@ -35,40 +34,48 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from evilm.config import ConfigError
-from evilm.data import captions as lang
 from evilm.data import formats
 from evilm.data.records import DataError, ObjectInfo, SceneInfo
 from evilm.data.scenes import (
     ACTIONS,
     COLOURS,
     FINE_ACTIONS,
+    LOCATIONS,
     REPEATABLE,
     SHAPES,
     SIZES,
     TEXTURES,
     SceneSpec,
     fine_action,
+    keyed_rng,
     render_scene,
     sample_scene,
 )
+from evilm.data.world_annotations import Context, write_annotations
 from evilm.processes import pid_alive
 from evilm.stage import MetricsCallback, StageResult, report
 
-GENERATOR_VERSION = 1  # bump when the output of the same settings changes
+GENERATOR_VERSION = 2  # bump when the output of the same settings changes
 
 
 @dataclass
 class PoolSizes:
-    """Clips per pool, and how each splits. Class pools give clips per class."""
+    """Clips per pool, and how each splits. Class pools give clips per class.
+
+    The quick sizes are set for power: each test split is large enough that two rows of a table
+    differing by a few points can be told apart (>= 500 retrieval test videos, MC items and probe
+    test clips, >= 1,000 test questions per QA benchmark; the calibration report prints the
+    minimum detectable difference each gives).
+    """
 
     webvid_train: int
     webvid_val: int
     msrvtt_train: int  # the "9k" list; the "7k" list is its first 3/4
-    msrvtt_test: int  # the "1k-A" list
+    msrvtt_test: int  # the "1k-A" list (retrieval, MC and the QA test videos)
     msvd_train: int
     msvd_val: int
     msvd_test: int
-    tgif_train: int
+    tgif_train: int  # half repeated actions (Action), 30% two in sequence (Transition), 20% single
     tgif_test: int
     didemo_train: int
     didemo_val: int
@@ -84,10 +91,10 @@ PROFILES: dict[str, dict] = {
         webvid_train=28, webvid_val=4, msrvtt_train=10, msrvtt_test=6, msvd_train=4, msvd_val=2, msvd_test=2,
         tgif_train=8, tgif_test=4, didemo_train=4, didemo_val=2, didemo_test=2,
         hmdb_train_per_class=1, hmdb_test_per_class=1, k400_train_per_class=1, k400_val_per_class=1)),
-    "quick": dict(image_size=128, num_frames=16, sizes=PoolSizes(
-        webvid_train=1900, webvid_val=100, msrvtt_train=300, msrvtt_test=100, msvd_train=120, msvd_val=30,
-        msvd_test=50, tgif_train=300, tgif_test=150, didemo_train=140, didemo_val=20, didemo_test=40,
-        hmdb_train_per_class=14, hmdb_test_per_class=6, k400_train_per_class=15, k400_val_per_class=5)),
+    "quick": dict(image_size=96, num_frames=16, sizes=PoolSizes(
+        webvid_train=1900, webvid_val=100, msrvtt_train=600, msrvtt_test=500, msvd_train=300, msvd_val=30,
+        msvd_test=170, tgif_train=700, tgif_test=1000, didemo_train=300, didemo_val=20, didemo_test=500,
+        hmdb_train_per_class=30, hmdb_test_per_class=40, k400_train_per_class=25, k400_val_per_class=28)),
 }
 PROFILES["standard"] = dict(image_size=128, num_frames=16, sizes=PoolSizes(
     **{k: v * 4 for k, v in asdict(PROFILES["quick"]["sizes"]).items()}))
@@ -100,7 +107,7 @@ K400_CLASSES = list(FINE_ACTIONS)
 class WorldConfig:
     profile: Literal["smoke", "quick", "standard"] = "quick"
     seed: int = 0
-    image_size: int | None = None  # None: the profile's (128 quick, 64 smoke)
+    image_size: int | None = None  # None: the profile's (96 quick, 64 smoke)
     num_frames: int | None = None  # None: the profile's (16 quick, 8 smoke)
     fps: int = 8
     crf: int = 23  # libx264 quality (lower = better, bigger)
@@ -156,11 +163,6 @@ class Clip:
     extra: dict = field(default_factory=dict)
 
 
-def _rng(seed: int, *keys) -> np.random.Generator:
-    parts = [seed] + [int(hashlib.md5(str(k).encode()).hexdigest()[:8], 16) for k in keys]
-    return np.random.default_rng(parts)
-
-
 def _token(rng: np.random.Generator, n: int, alphabet: str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") -> str:
     return "".join(alphabet[i] for i in rng.integers(len(alphabet), size=n))
 
@@ -169,73 +171,138 @@ def _objects(rng: np.random.Generator, weights=(0.5, 0.3, 0.2)) -> int:
     return 1 + int(rng.choice(3, p=weights))
 
 
-def plan_world(config: WorldConfig) -> list[Clip]:
-    sizes, frames, seed = config.pool_sizes(), config.frames, config.seed
-    clips: list[Clip] = []
+def balanced_counts(rng: np.random.Generator, n: int) -> list[int]:
+    """Object counts 1, 2, 3 in equal shares, shuffled: for pools asked "how many objects?", whose answer
+    the question must not give away (a draw per clip could leave one count far more common)."""
+    counts = [1 + i % 3 for i in range(n)]
+    return [counts[i] for i in rng.permutation(n)]
 
-    # WebVid-style pretraining: mixed scenes, a third with two actions in sequence
-    rng = _rng(seed, "webvid")
-    total = sizes.webvid_train + sizes.webvid_val
-    for i in range(total):
+
+def _identity(scene: SceneSpec, fields: tuple[str, ...]) -> tuple:
+    """What a retrieval query says about its clip's main object."""
+    obj = scene.main_object
+    return tuple(getattr(obj, f) if f != "actions" else tuple(obj.actions) for f in fields)
+
+
+def _unique(draw, taken: set, fields: tuple[str, ...], tries: int = 200) -> SceneSpec:
+    """A scene from ``draw()`` whose main object differs from every scene in ``taken`` in ``fields``, so
+    that a test caption naming those fields has one right video."""
+    for _ in range(tries):
+        scene = draw()
+        key = _identity(scene, fields)
+        if key not in taken:
+            taken.add(key)
+            return scene
+    raise RuntimeError(f"no unique scene in {tries} draws: the test split is too large for {fields}")
+
+
+def _split(i: int, *sizes: int, names=("train", "val", "test")) -> str:
+    for name, size in zip(names, sizes):
+        if i < size:
+            return name
+        i -= size
+    return names[len(sizes)]
+
+
+def plan_webvid(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
+    """WebVid-style pretraining: mixed scenes, a third with two actions in sequence."""
+    rng, clips = keyed_rng(config.seed, "webvid"), []
+    for i in range(sizes.webvid_train + sizes.webvid_val):
         video_id = str(1_000_000 + i * 7)
         page_dir = f"{(i // 50) * 50 + 1:06d}_{(i // 50) * 50 + 50:06d}"
-        scene = sample_scene(rng, video_id, "webvid", frames, _objects(rng), two_actions_prob=0.3)
-        clips.append(Clip("webvid", "train" if i < sizes.webvid_train else "val", video_id,
+        scene = sample_scene(rng, video_id, "webvid", config.frames, _objects(rng), two_actions_prob=0.3)
+        clips.append(Clip("webvid", _split(i, sizes.webvid_train, names=("train", "val")), video_id,
                           f"webvid/videos/{page_dir}/{video_id}.mp4", scene, extra={"page_dir": page_dir}))
+    return clips
 
-    # MSRVTT videos: retrieval, open-ended QA and multiple choice share them
-    rng = _rng(seed, "msrvtt")
+
+def plan_msrvtt(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
+    """MSRVTT videos (retrieval, open-ended QA and multiple choice); test clips unique in what captions say."""
+    rng, clips, taken = keyed_rng(config.seed, "msrvtt"), [], set()
+    fields = ("size", "colour", "texture", "shape", "actions")
+    counts = balanced_counts(rng, sizes.msrvtt_train) + balanced_counts(rng, sizes.msrvtt_test)
     for i in range(sizes.msrvtt_train + sizes.msrvtt_test):
-        video_id = f"video{i}"
-        scene = sample_scene(rng, video_id, "msrvtt", frames, _objects(rng), two_actions_prob=0.3)
-        clips.append(Clip("msrvtt", "train" if i < sizes.msrvtt_train else "test", video_id,
-                          f"msrvtt/videos/all/{video_id}.mp4", scene))
+        video_id, split = f"video{i}", _split(i, sizes.msrvtt_train, names=("train", "test"))
 
-    # MSVD: one object per clip (simpler videos, as MSVD's are)
-    rng = _rng(seed, "msvd")
-    n_train, n_val = sizes.msvd_train, sizes.msvd_val
-    for i in range(n_train + n_val + sizes.msvd_test):
+        def draw(video_id=video_id, count=counts[i]):
+            return sample_scene(rng, video_id, "msrvtt", config.frames, count, two_actions_prob=0.3)
+
+        scene = _unique(draw, taken, fields) if split == "test" else draw()
+        clips.append(Clip("msrvtt", split, video_id, f"msrvtt/videos/all/{video_id}.mp4", scene))
+    return clips
+
+
+def plan_msvd(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
+    rng, clips = keyed_rng(config.seed, "msvd"), []
+    counts = [c for n in (sizes.msvd_train, sizes.msvd_val, sizes.msvd_test) for c in balanced_counts(rng, n)]
+    for i in range(sizes.msvd_train + sizes.msvd_val + sizes.msvd_test):
         name = f"{_token(rng, 11)}_{int(rng.integers(0, 200))}_{int(rng.integers(200, 400))}"
-        split = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-        scene = sample_scene(rng, name, "msvd", frames, 1, two_actions_prob=0.2)
-        clips.append(Clip("msvd", split, name, f"msvd/YouTubeClips/{name}.mp4", scene, extra={"vid": i + 1}))
+        scene = sample_scene(rng, name, "msvd", config.frames, counts[i], two_actions_prob=0.2)
+        clips.append(Clip("msvd", _split(i, sizes.msvd_train, sizes.msvd_val), name, f"msvd/YouTubeClips/{name}.mp4",
+                          scene, extra={"vid": i + 1}))
+    return clips
 
-    # TGIF: repeated actions (Action), two-action clips (Transition), everything (FrameQA)
-    rng = _rng(seed, "tgif")
-    for i in range(sizes.tgif_train + sizes.tgif_test):
-        gif = f"tumblr_{_token(rng, 15)}o1_250"
-        kind = ("repeat", "sequence", "single")[int(rng.choice(3, p=[0.4, 0.4, 0.2]))]
-        num_objects = _objects(rng, (0.6, 0.3, 0.1))
-        if kind == "repeat":
-            action = REPEATABLE[int(rng.integers(len(REPEATABLE)))]
-            scene = sample_scene(rng, gif, "tgif", frames, num_objects, [action], repeats=int(rng.integers(2, 5)))
-        else:
-            scene = sample_scene(rng, gif, "tgif", frames, num_objects,
-                                 two_actions_prob=1.0 if kind == "sequence" else 0.0)
-        clips.append(Clip("tgif", "train" if i < sizes.tgif_train else "test", gif, f"tgif/gifs/{gif}.mp4",
-                          scene, kind=kind))
 
-    # DiDeMo: mostly two moments per video
-    rng = _rng(seed, "didemo")
-    n_train, n_val = sizes.didemo_train, sizes.didemo_val
-    for i in range(n_train + n_val + sizes.didemo_test):
-        name = f"{int(rng.integers(10**7, 10**8))}@N0{int(rng.integers(10))}_{int(rng.integers(10**10, 10**11))}_{_token(rng, 10, '0123456789abcdef')}"
-        split = "train" if i < n_train else "val" if i < n_train + n_val else "test"
-        scene = sample_scene(rng, name, "didemo", frames, _objects(rng, (0.6, 0.3, 0.1)), two_actions_prob=0.75)
+TGIF_KINDS = (("repeat", 0.5), ("sequence", 0.3), ("single", 0.2))
+
+
+def plan_tgif(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
+    """Repeated actions (Action), two-action clips (Transition), all of them (FrameQA), in fixed shares of each
+    split; the main object's start is spread evenly over the frame's five parts ("where is it?")."""
+    rng, clips = keyed_rng(config.seed, "tgif"), []
+    for split, n in (("train", sizes.tgif_train), ("test", sizes.tgif_test)):
+        counts = [round(share * n) for _, share in TGIF_KINDS[:-1]]
+        kinds = [k for (k, _), c in zip(TGIF_KINDS, counts) for _ in range(c)]
+        kinds += [TGIF_KINDS[-1][0]] * (n - len(kinds))
+        object_counts = balanced_counts(rng, n)
+        for i, kind in enumerate(kinds):
+            gif = f"tumblr_{_token(rng, 15)}o1_250"
+            num_objects = object_counts[i]
+            location = LOCATIONS[i % len(LOCATIONS)]
+            if kind == "repeat":
+                action = REPEATABLE[int(rng.integers(len(REPEATABLE)))]
+                scene = sample_scene(rng, gif, "tgif", config.frames, num_objects, [action],
+                                     repeats=int(rng.integers(2, 5)), location=location)
+            else:
+                scene = sample_scene(rng, gif, "tgif", config.frames, num_objects,
+                                     two_actions_prob=1.0 if kind == "sequence" else 0.0, location=location)
+            clips.append(Clip("tgif", split, gif, f"tgif/gifs/{gif}.mp4", scene, kind=kind))
+    return clips
+
+
+def plan_didemo(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
+    """Mostly two moments per video; test clips unique in what their descriptions say."""
+    rng, clips, taken = keyed_rng(config.seed, "didemo"), [], set()
+    for i in range(sizes.didemo_train + sizes.didemo_val + sizes.didemo_test):
+        name = (f"{int(rng.integers(10**7, 10**8))}@N0{int(rng.integers(10))}_{int(rng.integers(10**10, 10**11))}_"
+                f"{_token(rng, 10, '0123456789abcdef')}")
+        split = _split(i, sizes.didemo_train, sizes.didemo_val)
+
+        def draw(name=name):
+            return sample_scene(rng, name, "didemo", config.frames, _objects(rng, (0.6, 0.3, 0.1)),
+                                two_actions_prob=0.75)
+
+        scene = _unique(draw, taken, ("colour", "shape", "actions")) if split == "test" else draw()
         clips.append(Clip("didemo", split, name, f"didemo/videos/{name}.mp4", scene))
+    return clips
 
-    # HMDB51-style probe: coarse action classes
-    rng = _rng(seed, "hmdb51")
+
+def plan_hmdb51(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
+    """HMDB51-style probe: the coarse action classes, the same number of clips each."""
+    rng, clips = keyed_rng(config.seed, "hmdb51"), []
     per = sizes.hmdb_train_per_class + sizes.hmdb_test_per_class
     for label in HMDB_CLASSES:
         for k in range(per):
             name = f"{_token(rng, 8)}_{label}_u_nm_np1_fr_med_{k}"
-            scene = sample_scene(rng, name, "hmdb51", frames, _objects(rng, (0.6, 0.3, 0.1)), [label])
+            scene = sample_scene(rng, name, "hmdb51", config.frames, _objects(rng, (0.6, 0.3, 0.1)), [label])
             split = "train" if k < sizes.hmdb_train_per_class else "test"
             clips.append(Clip("hmdb51", split, name, f"hmdb51/videos/{label}/{name}.mp4", scene, label=label))
+    return clips
 
-    # Kinetics-style probe: finer classes (rotation sense, entry and exit side)
-    rng = _rng(seed, "k400")
+
+def plan_k400(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
+    """Kinetics-style probe: finer classes (rotation sense, entry and exit side), balanced."""
+    rng, clips = keyed_rng(config.seed, "k400"), []
     per = sizes.k400_train_per_class + sizes.k400_val_per_class
     for label in K400_CLASSES:
         action, _, detail = label.partition("_") if label.startswith(("rotate_", "enter_", "leave_")) else (
@@ -245,11 +312,21 @@ def plan_world(config: WorldConfig) -> list[Clip]:
             name = formats.kinetics_file_name(youtube_id, start, start + 10)
             split = "train" if k < sizes.k400_train_per_class else "val"
             for _ in range(100):  # resample until the detail matches the class
-                scene = sample_scene(rng, name, "k400", frames, _objects(rng, (0.6, 0.3, 0.1)), [action])
+                scene = sample_scene(rng, name, "k400", config.frames, _objects(rng, (0.6, 0.3, 0.1)), [action])
                 if not detail or fine_action(scene.main_object) == label:
                     break
             clips.append(Clip("k400", split, name.removesuffix(".mp4"), f"k400/videos/{split}/{label}/{name}",
                               scene, label=label, extra={"youtube_id": youtube_id, "start": start}))
+    return clips
+
+
+POOL_PLANNERS = [plan_webvid, plan_msrvtt, plan_msvd, plan_tgif, plan_didemo, plan_hmdb51, plan_k400]
+
+
+def plan_world(config: WorldConfig) -> list[Clip]:
+    """Every clip's scene, id and file, before any pixel (each pool from its own keyed generator)."""
+    sizes = config.pool_sizes()
+    clips = [clip for plan in POOL_PLANNERS for clip in plan(config, sizes)]
     ids = [c.video_id for c in clips]
     assert len(set(ids)) == len(ids), "generated video ids must be unique"
     return clips
@@ -303,157 +380,6 @@ def render_clips(clips: list[Clip], root: Path, config: WorldConfig) -> None:
         bar.close()
 
 
-# --- annotations in the real formats -----------------------------------------------------------
-
-
-def _start_xy(scene: SceneSpec) -> tuple[float, float]:
-    spec = scene.objects[scene.main]
-    return spec.x, spec.y
-
-
-def write_annotations(clips: list[Clip], root: Path, config: WorldConfig) -> dict[str, int]:
-    """Write every pool's annotation files; returns the number of items per file kind."""
-    seed = config.seed
-    by_pool: dict[str, list[Clip]] = {}
-    for c in clips:
-        by_pool.setdefault(c.pool, []).append(c)
-    counts: dict[str, int] = {}
-
-    def caption_of(c: Clip, k: int = 0) -> str:
-        return lang.caption(c.scene.info(), _rng(seed, "caption", c.video_id, k))
-
-    # WebVid
-    (root / "webvid").mkdir(parents=True, exist_ok=True)
-    for split, file in (("train", "results_2M_train.csv"), ("val", "results_2M_val.csv")):
-        rows = [{"videoid": c.video_id, "contentUrl": f"https://example.invalid/{c.video_id}.mp4",
-                 "duration": f"PT00H00M{math.ceil(config.frames / config.fps):02d}S",
-                 "page_dir": c.extra["page_dir"], "name": caption_of(c)}
-                for c in by_pool["webvid"] if c.split == split]
-        formats.write_webvid_csv(root / "webvid" / file, rows)
-        counts[f"webvid_{split}"] = len(rows)
-
-    # MSRVTT: captions (several per training video, one per test video), split lists, QA, MC
-    msrvtt = by_pool["msrvtt"]
-    (root / "msrvtt/annotation").mkdir(parents=True, exist_ok=True)
-    lists = root / "msrvtt/high-quality/structured-symlinks"
-    lists.mkdir(parents=True, exist_ok=True)
-    pairs = [(c.video_id, caption_of(c, k)) for c in msrvtt for k in range(3 if c.split == "train" else 1)]
-    formats.write_msrvtt_json(root / "msrvtt/annotation/MSR_VTT.json", pairs)
-    train_ids = [c.video_id for c in msrvtt if c.split == "train"]
-    formats.write_id_list(lists / "train_list_jsfusion.txt", train_ids)
-    formats.write_id_list(lists / "train_list_miech.txt", train_ids[: max(1, len(train_ids) * 3 // 4)])
-    formats.write_id_list(lists / "val_list_jsfusion.txt", [c.video_id for c in msrvtt if c.split == "test"])
-    counts["msrvtt_captions"] = len(pairs)
-    (root / "msrvtt/qa").mkdir(parents=True, exist_ok=True)
-    category = {a: i for i, a in enumerate(ACTIONS)}
-    qid = 0
-    # the MSRVTT-QA release has train/val/test; the world's val is the last 10% of train videos
-    n_val = max(1, len(train_ids) // 10)
-    qa_split = {c.video_id: ("test" if c.split == "test" else "val" if c.video_id in train_ids[-n_val:] else "train")
-                for c in msrvtt}
-    qa_rows: dict[str, list] = {"train": [], "val": [], "test": []}
-    for c in msrvtt:
-        for question, answer in lang.open_questions(c.scene.info(), _start_xy(c.scene), _rng(seed, "qa", c.video_id)):
-            qa_rows[qa_split[c.video_id]].append({"answer": answer, "category_id": category[c.scene.main_object.actions[0]],
-                                                  "id": qid, "question": question,
-                                                  "video_id": int(c.video_id.removeprefix("video"))})
-            qid += 1
-    for split, rows in qa_rows.items():
-        formats.write_xu_qa_json(root / f"msrvtt/qa/{split}_qa.json", rows)
-        counts[f"msrvtt_qa_{split}"] = len(rows)
-    (root / "msrvtt/mc").mkdir(parents=True, exist_ok=True)
-    mc_rows = []
-    for i, c in enumerate(c for c in msrvtt if c.split == "test"):
-        info = c.scene.info()
-        seed_k = int(_rng(seed, "caption", c.video_id, 0).integers(2**31))
-        options, answer = lang.caption_options(info, seed_k)
-        mc_rows.append({"qid": f"mc_{i}", "clip_name": c.video_id, "options": options, "answer": answer})
-    formats.write_jsonl(root / "msrvtt/mc/msrvtt_mc_test.jsonl", mc_rows)
-    counts["msrvtt_mc_test"] = len(mc_rows)
-
-    # MSVD-QA
-    msvd = by_pool["msvd"]
-    (root / "msvd").mkdir(parents=True, exist_ok=True)
-    (root / "msvd/youtube_mapping.txt").write_text("".join(f"{c.video_id} vid{c.extra['vid']}\n" for c in msvd))
-    for split in ("train", "val", "test"):
-        rows = []
-        for c in (c for c in msvd if c.split == split):
-            for question, answer in lang.open_questions(c.scene.info(), _start_xy(c.scene),
-                                                        _rng(seed, "qa", c.video_id)):
-                rows.append({"answer": answer, "id": len(rows), "question": question, "video_id": c.extra["vid"]})
-        formats.write_xu_qa_json(root / f"msvd/{split}_qa.json", rows)
-        counts[f"msvd_qa_{split}"] = len(rows)
-
-    # TGIF-QA
-    tgif = by_pool["tgif"]
-    (root / "tgif/dataset").mkdir(parents=True, exist_ok=True)
-    for split in ("train", "test"):
-        action_rows, transition_rows, frame_rows = [], [], []
-        for vid, c in enumerate(c for c in tgif if c.split == split):
-            info, rng = c.scene.info(), _rng(seed, "tgif", c.video_id)
-            if c.kind == "repeat":
-                question, options, answer = lang.action_question(info, rng)
-                action_rows.append({"gif_name": c.video_id, "question": question,
-                                    **{f"a{k + 1}": o for k, o in enumerate(options)}, "answer": answer,
-                                    "vid_id": f"ACTION{len(action_rows) + 1}", "key": vid})
-            if c.kind == "sequence":
-                for question, options, answer in lang.transition_questions(info, rng):
-                    transition_rows.append({"gif_name": c.video_id, "question": question,
-                                            **{f"a{k + 1}": o for k, o in enumerate(options)}, "answer": answer,
-                                            "vid_id": f"TRANS{len(transition_rows) + 1}", "key": vid})
-            description = caption_of(c).lower()
-            for question, answer, kind in lang.frame_questions(info, _start_xy(c.scene), rng):
-                frame_rows.append({"gif_name": c.video_id, "question": question, "answer": answer, "type": kind,
-                                   "vid_id": f"FRAMEQA{len(frame_rows) + 1}", "key": vid,
-                                   "description": description})
-        for task, rows in (("action", action_rows), ("transition", transition_rows), ("frameqa", frame_rows)):
-            formats.write_tgif_csv(root / "tgif/dataset" / formats.tgif_file_name(task, split), task, rows)
-            counts[f"tgif_{task}_{split}"] = len(rows)
-
-    # DiDeMo: moments in 6 segments of the clip; annotators disagree a little on the times
-    didemo = by_pool["didemo"]
-    for split in ("train", "val", "test"):
-        rows = []
-        for c in (c for c in didemo if c.split == split):
-            rng = _rng(seed, "didemo", c.video_id)
-            descriptions = lang.moment_descriptions(c.scene.info(), rng)
-            spans = [(0, 5)] if len(descriptions) == 1 else [(0, 2), (3, 5)]
-            for description, (lo, hi) in zip(descriptions, spans):
-                times = [[max(0, lo - int(rng.integers(0, 2))), min(5, hi + int(rng.integers(0, 2)))]
-                         for _ in range(4)]
-                rows.append({"annotation_id": len(rows), "description": description, "video": f"{c.video_id}.mp4",
-                             "times": times, "dl_link": "https://example.invalid/", "num_segments": 6})
-        (root / f"didemo/{split}_data.json").write_text(json.dumps(rows))
-        counts[f"didemo_{split}"] = len(rows)
-
-    # HMDB51 split files (the .avi names of the release; the world's files are .mp4)
-    split_dir = root / "hmdb51/testTrainMulti_7030_splits"
-    split_dir.mkdir(parents=True, exist_ok=True)
-    for label in HMDB_CLASSES:
-        lines = [f"{c.video_id}.avi {1 if c.split == 'train' else 2}\n"
-                 for c in by_pool["hmdb51"] if c.label == label]
-        (split_dir / f"{label}_test_split1.txt").write_text("".join(lines))
-    counts["hmdb51"] = len(by_pool["hmdb51"])
-
-    # Kinetics-400 CSVs
-    (root / "k400/annotations").mkdir(parents=True, exist_ok=True)
-    for split, file in (("train", "train.csv"), ("val", "validate.csv")):
-        rows = [{"label": c.label, "youtube_id": c.extra["youtube_id"], "time_start": c.extra["start"],
-                 "time_end": c.extra["start"] + 10, "split": "train" if split == "train" else "validate"}
-                for c in by_pool["k400"] if c.split == split]
-        formats.write_kinetics_csv(root / "k400/annotations" / file, rows)
-        counts[f"k400_{split}"] = len(rows)
-
-    # ground truth for every clip
-    with open(root / "scenes.jsonl", "w") as f:
-        for c in clips:
-            info = c.scene.info()
-            f.write(json.dumps({"video_id": c.video_id, "pool": c.pool, "split": c.split, "kind": c.kind,
-                                "main": info.main, "objects": [asdict(o) for o in info.objects],
-                                "start": [[o.x, o.y] for o in c.scene.objects]}) + "\n")
-    return counts
-
-
 # --- cache -------------------------------------------------------------------------------------
 
 
@@ -504,7 +430,7 @@ def generate_world(config: WorldConfig, root: str | Path) -> tuple[Path, dict]:
         clips = plan_world(config)
         render_clips(clips, tmp, config)
         render_seconds = time.perf_counter() - start
-        counts = write_annotations(clips, tmp, config)
+        counts = write_annotations(clips, tmp, Context(config.seed, config.frames, config.fps))
         seconds = time.perf_counter() - start
         manifest = {"key": key, "complete": True, "settings": config.content(), "clips": len(clips),
                     "items": counts, "seconds": round(seconds, 2), "render_seconds": round(render_seconds, 2)}

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from evilm.data import captions as lang
 from evilm.data.scenes import sample_scene
@@ -35,22 +36,40 @@ def test_questions_need_the_video():
             assert answer not in question.split() and kind in (0, 1, 2, 3)
 
 
-def test_action_and_transition_options_hold_the_answer_and_hard_distractors():
+def test_action_and_transition_options_hold_the_answer_among_same_kind_distractors():
     rng = np.random.default_rng(2)
     scene = sample_scene(rng, "v", "test", 16, 1, ["move_left"], repeats=3).info()
     question, options, answer = lang.action_question(scene, rng)
     assert "three times" in question and len(set(options)) == 5
-    assert options[answer] == lang.ACTION_BASE["move_left"] and lang.ACTION_BASE["move_right"] in options
+    assert options[answer] == lang.ACTION_BASE["move_left"]
+    assert set(options) <= {lang.ACTION_BASE[a] for a in lang.REPEATABLE}
     scene = sample_scene(rng, "v", "test", 16, 1, ["grow", "blink"]).info()
-    (q1, o1, a1), (q2, o2, a2) = lang.transition_questions(scene, rng)
-    assert "before blink" in q1 and o1[a1] == "grow bigger" and "blink" in o1
-    assert "after grow bigger" in q2 and o2[a2] == "blink" and "grow bigger" in o2
+    for _ in range(20):
+        (q1, o1, a1), (q2, o2, a2) = lang.transition_questions(scene, rng)
+        assert "before blink" in q1 and o1[a1] == "grow bigger" and "blink" not in o1
+        assert "after grow bigger" in q2 and o2[a2] == "blink" and "grow bigger" not in o2
+        # a first action is never "leave", a second never "enter": neither may stand out as a distractor
+        assert lang.ACTION_BASE["leave"] not in o1 and lang.ACTION_BASE["enter"] not in o2
 
 
-def test_caption_options_differ_from_the_truth_in_one_property():
-    scene = sample_scene(np.random.default_rng(3), "v", "test", 16, 2).info()
-    options, answer = lang.caption_options(scene, seed=11)
-    assert len(options) == 5 and len(set(options)) == 5
-    assert options[answer] == lang.caption(scene, np.random.default_rng(11))
-    again = lang.caption_options(scene, seed=11)
-    assert again == (options, answer)
+def test_choice_set_draws_distractors_from_the_pool_and_places_the_answer_evenly():
+    pool = [f"caption {i}" for i in range(30)]
+    positions = []
+    for seed in range(200):
+        options, answer = lang.choice_set("caption 3", pool, np.random.default_rng(seed))
+        assert len(set(options)) == 5 and options[answer] == "caption 3" and set(options) <= set(pool)
+        positions.append(answer)
+    assert np.bincount(positions, minlength=5).min() > 25  # each position about 1/5 of the time
+    assert lang.choice_set("caption 3", pool, np.random.default_rng(1)) == lang.choice_set(
+        "caption 3", pool, np.random.default_rng(1))
+    with pytest.raises(ValueError, match="distractors"):
+        lang.choice_set("a", ["a", "b", "c"], np.random.default_rng(0))
+
+
+def test_full_captions_name_every_attribute_of_the_main_object():
+    for i, scene in enumerate(_scenes(100, seed=4)):
+        text = lang.caption(scene, np.random.default_rng(i), full=True).lower()
+        obj = scene.main_object
+        for words in (lang.SIZE_WORDS[obj.size], lang.COLOUR_WORDS[obj.colour], lang.TEXTURE_WORDS[obj.texture],
+                      lang.SHAPE_WORDS[obj.shape]):
+            assert any(w in text for w in words), (text, obj)
