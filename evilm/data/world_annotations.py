@@ -104,9 +104,12 @@ def write_msrvtt_mc(clips: list, root: Path, ctx: Context) -> Counts:
     (root / "msrvtt/mc").mkdir(parents=True, exist_ok=True)
     test = [c for c in clips if c.split == "test"]
     captions = {c.video_id: ctx.caption(c) for c in test}
+    pool = list(captions.values())
+    if len(pool) < 5:  # a tiny world: borrow distractors from the training videos' captions
+        pool += [ctx.caption(c) for c in clips if c.split == "train"]
     rows = []
     for i, c in enumerate(test):
-        options, answer = lang.choice_set(captions[c.video_id], list(captions.values()), ctx.rng("mc", c.video_id))
+        options, answer = lang.choice_set(captions[c.video_id], pool, ctx.rng("mc", c.video_id))
         rows.append({"qid": f"mc_{i}", "clip_name": c.video_id, "options": options, "answer": answer})
     formats.write_jsonl(root / "msrvtt/mc/msrvtt_mc_test.jsonl", rows)
     return {"msrvtt_mc_test": len(rows)}
