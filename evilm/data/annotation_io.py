@@ -10,10 +10,9 @@ lines, and the checks for one field of an entry (present, non-empty text, an int
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,17 @@ def where(path: Path, place: int | str | None) -> str:
     return f"{path}, line {place}" if isinstance(place, int) else f"{path}, {place}"
 
 
+def _refuse_utf16(path: Path, head: bytes) -> None:
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DataError(f"{path}: the file is UTF-16 text; save it as UTF-8, e.g. "
+                        f"`iconv -f utf-16 -t utf-8 OLD > NEW`")
+
+
 def read_text(path: str | Path, what: str = "annotation file") -> str:
     """The file as UTF-8 text without a byte-order mark; a byte that is not UTF-8 is a ``DataError``."""
     path = require_file(path, what)
     data = path.read_bytes()
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise DataError(f"{path}: the file is UTF-16 text; save it as UTF-8, e.g. "
-                        f"`iconv -f utf-16 -t utf-8 OLD > NEW`")
+    _refuse_utf16(path, data)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -79,21 +82,29 @@ def read_jsonl(path: str | Path) -> list[tuple[int, Any]]:
 
 
 def read_table(path: str | Path, columns: Sequence[str], sep: str = ",",
-               what: str = "annotation file") -> list[tuple[int, dict[str, str]]]:
-    """A CSV/TSV file with a header line -> (line number, {column: text}) for each row.
+               what: str = "annotation file") -> Iterator[tuple[int, dict[str, str]]]:
+    """A CSV/TSV file with a header line -> (line number, {column: text}) for each row, as read.
 
     Every row must have exactly as many fields as the header: a row with one more (a separator
     inside an unquoted text field) or one fewer is an error naming the line, because reading
     it anyway would move every later field into the wrong column. Extra columns are allowed;
-    each of ``columns`` must be there.
+    each of ``columns`` must be there. The file is streamed (WebVid's is hundreds of MB).
     """
-    path = Path(path)
+    path = require_file(path, what)
+    with open(path, "rb") as handle:
+        _refuse_utf16(path, handle.read(2))
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            yield from _table_rows(path, csv.reader(handle, delimiter=sep, strict=True), columns, sep)
+    except UnicodeDecodeError:
+        read_text(path, what)  # raises, naming the line of the first bad byte
+        raise
+
+
+def _table_rows(path: Path, reader, columns: Sequence[str], sep: str) -> Iterator[tuple[int, dict[str, str]]]:
     kind = "tab" if sep == "\t" else "comma"
-    lines = io.StringIO(read_text(path, what))
-    reader = csv.reader(lines, delimiter=sep, strict=True)
     header: list[str] | None = None
-    rows = []
-    start = 1
+    start = 1  # the line the next record starts on (a quoted field may hold line breaks)
     while True:
         try:
             fields = next(reader)
@@ -111,16 +122,14 @@ def read_table(path: str | Path, columns: Sequence[str], sep: str = ",",
             _check_header(path, header, columns)
             continue
         if len(fields) != len(header):
-            more = "more" if len(fields) > len(header) else "fewer"
+            more = len(fields) > len(header)
             raise DataError(
                 f"{path}, line {line}: {len(fields)} fields where the header has {len(header)} "
-                f"({', '.join(header)}); a row with {more} fields would shift the columns"
-                + (f" (is there a {'tab' if sep == chr(9) else 'comma'} inside an unquoted text field? "
-                   "quote that field)" if more == "more" else ""))
-        rows.append((line, dict(zip(header, fields, strict=True))))
+                f"({', '.join(header)}); reading it would shift the columns"
+                + (f" (a {kind} inside an unquoted text field? quote that field)" if more else ""))
+        yield line, dict(zip(header, fields, strict=True))
     if header is None:
         raise DataError(f"{path}: the file is empty (expected a header line with {', '.join(columns)})")
-    return rows
 
 
 def _check_header(path: Path, header: list[str], columns: Sequence[str]) -> None:

@@ -6,7 +6,7 @@ fields than the header, a byte that is not UTF-8, an empty caption, a video id
 that is not a number, an answer index out of range (``evilm.data.annotation_io``
 does the reading). A video is not opened here; the path is resolved (trying the
 names download and conversion tools give clips, e.g. ``.avi`` -> ``.mp4``, or
-DiDeMo's ``{name}.mov.mp4``) and a missing file is left for the loader to skip
+DiDeMo's ``{video}.mp4``) and a missing file is left for the loader to skip
 and count, because partial copies of WebVid-style data sets are normal.
 
 Formats (author release first, then the codebases' preprocessed forms):
@@ -58,12 +58,10 @@ VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".gif", ".mov", ".m4v")
 
 
 def resolve_video(*candidates: Path) -> Path:
-    """The first candidate that exists, also under the names download and conversion tools give it;
-    else the first candidate.
+    """The first candidate that exists, also trying the same stem in other containers (``clip.avi``
+    converted to ``clip.mp4``); else the first candidate.
 
-    Tried for ``clip.avi``: ``clip.avi``, the same stem in another container (``clip.mp4``, ...)
-    and the full name with ``.mp4`` appended (``clip.avi.mp4``, as DiDeMo's download script saves
-    clips). Returning the expected path (not raising) lets the loader skip and count missing clips.
+    Returning the expected path (not raising) lets the loader skip and count missing clips.
     """
     for path in candidates:
         if path.is_file():
@@ -73,10 +71,6 @@ def resolve_video(*candidates: Path) -> Path:
             alt = path.with_suffix(ext)
             if alt.is_file():
                 return alt
-        if path.suffix.lower() in VIDEO_EXTENSIONS:
-            appended = path.with_name(path.name + ".mp4")
-            if appended.is_file():
-                return appended
     return candidates[0]
 
 
@@ -426,7 +420,9 @@ def read_didemo(json_path: str | Path, video_dir: str | Path) -> list[VideoText]
         items.sort(key=lambda m: (m[0], m[1]))
         paragraph = " ".join(d if d.rstrip().endswith(".") else f"{d}." for _, _, d, _ in items)
         video_id = Path(video).stem
-        out.append(VideoText(video_id, str(resolve_video(video_dir / video)), paragraph, source=sources[video],
+        # as released (Flickr), as the authors' AWS download script saves it ({video}.mp4), or converted
+        path = resolve_video(video_dir / video, video_dir / f"{video}.mp4")
+        out.append(VideoText(video_id, str(path), paragraph, source=sources[video],
                              meta={"moments": [(d, t) for _, _, d, t in items]}))
     return out
 

@@ -22,7 +22,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -83,8 +83,19 @@ def sample_frame_indices(
 
 _decord_quiet = False
 _stderr_lock = threading.Lock()
+_stderr_capture: tuple[int, Any] | None = None  # (process id, file): one per process, reused
 # what FFmpeg ("[h264 @ 0x...]") and decord's C++ logging ("[12:00:00] .../video_reader.cc:83: ...") print
 _NATIVE_LOG_LINE = re.compile(r"^\[(\d\d:\d\d:\d\d|[^\]]+ @ 0x[0-9a-f]+)\] ")
+
+
+def _empty_capture_file() -> Any:
+    global _stderr_capture
+    if _stderr_capture is None or _stderr_capture[0] != os.getpid():  # a forked worker makes its own
+        _stderr_capture = (os.getpid(), tempfile.TemporaryFile())
+    handle = _stderr_capture[1]
+    handle.seek(0)
+    handle.truncate()
+    return handle
 
 
 @contextmanager
@@ -103,19 +114,19 @@ def _native_stderr_captured():
         except OSError:  # no stderr to capture
             yield lines
             return
-        with tempfile.TemporaryFile() as capture:
-            os.dup2(capture.fileno(), 2)
-            try:
-                yield lines
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                capture.seek(0)
-                for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True):
-                    if _NATIVE_LOG_LINE.match(line):
-                        lines.append(line.strip())
-                    else:
-                        os.write(2, line.encode())
+        capture = _empty_capture_file()
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if _NATIVE_LOG_LINE.match(line):
+                    lines.append(line.strip())
+                else:
+                    os.write(2, line.encode())
 
 
 def _read_decord(path: Path, num_frames: int, train: bool, rng) -> np.ndarray:
@@ -139,58 +150,56 @@ def _read_decord(path: Path, num_frames: int, train: bool, rng) -> np.ndarray:
     raise VideoReadError(f"{str(error).strip()[:200]}{detail}") from None
 
 
-def _count_frames_pyav(path: Path) -> int:
-    """The frames whose data is in the file: its packets, demuxed to the end.
+def _pyav_packets(container) -> tuple[list, int]:
+    """The video stream's packets, demuxed to the end of the file, and the number of frames among them.
 
-    Not the header's frame count, which a file cut short overstates (decord counts the frames
-    present too, so both backends sample from the same frames). A packet cut short makes the
-    file unreadable, as it is for decord.
+    The count is of the frames whose data is in the file, not the header's count, which a file cut
+    short overstates (decord counts the frames present too, so both backends sample from the same
+    frames). A packet cut short makes the file unreadable, as it is for decord.
     """
-    import av
-
+    stream = container.streams.video[0]
+    stream.thread_count = 1
+    packets = list(container.demux(stream))  # the last one, empty, flushes the decoder
     count = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        for packet in container.demux(stream):
-            if packet.size == 0:  # the empty packet that ends the stream
-                continue
+    for packet in packets:
+        if packet.size:
             if packet.is_corrupt:
                 raise VideoReadError(f"frame {count} is cut short or corrupt (a truncated file?)")
             count += 1
-    return count
+    return packets, count
 
 
-def _decode_pyav(path: Path, indices: np.ndarray) -> tuple[dict[int, np.ndarray], int]:
+def _decode_packets(packets: list, indices: np.ndarray) -> tuple[dict[int, np.ndarray], int]:
     """The frames at ``indices`` and the number of frames decoded (all there are if the stream ends first)."""
-    import av
-
     wanted, last = set(indices.tolist()), int(indices.max())
     kept: dict[int, np.ndarray] = {}
     decoded = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_count = 1
-        for i, frame in enumerate(container.decode(stream)):
-            decoded = i + 1
-            if i in wanted:
-                kept[i] = frame.to_ndarray(format="rgb24")
-            if i >= last:
-                break
+    for packet in packets:
+        for frame in packet.decode():
+            if decoded in wanted:
+                kept[decoded] = frame.to_ndarray(format="rgb24")
+            decoded += 1
+            if decoded > last:
+                return kept, decoded
     return kept, decoded
 
 
 def _read_pyav(path: Path, num_frames: int, train: bool, rng) -> np.ndarray:
+    import av
+
     state = None if rng is None else rng.bit_generator.state
-    num_total = _count_frames_pyav(path)
-    indices = sample_frame_indices(num_total, num_frames, train, rng)
-    kept, decoded = _decode_pyav(path, indices)
+    with av.open(str(path)) as container:
+        packets, num_total = _pyav_packets(container)
+        indices = sample_frame_indices(num_total, num_frames, train, rng)
+        kept, decoded = _decode_packets(packets, indices)
     if len(kept) < len(set(indices.tolist())):
         # fewer pictures decode than there are packets (e.g. packets that show nothing): sample again,
         # with the same random draw, from the frames that exist instead of repeating the last one
         if rng is not None:
             rng.bit_generator.state = state
         indices = sample_frame_indices(decoded, num_frames, train, rng)
-        kept, _ = _decode_pyav(path, indices)
+        with av.open(str(path)) as container:
+            kept, _ = _decode_packets(_pyav_packets(container)[0], indices)
         if len(kept) < len(set(indices.tolist())):
             raise VideoReadError(f"only {len(kept)} of the sampled frames decode")
     return np.stack([kept[i] for i in indices.tolist()])

@@ -9,7 +9,7 @@ from evilm.data.records import DataError
 def test_table_rows_are_dicts_keyed_by_header_with_file_line_numbers(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text('a,b,c\n1,"x, y",3\n\n4,"two\nlines",6\n7,8,9\n')
-    rows = ann.read_table(path, ["a", "c"])
+    rows = list(ann.read_table(path, ["a", "c"]))
     assert rows == [(2, {"a": "1", "b": "x, y", "c": "3"}), (4, {"a": "4", "b": "two\nlines", "c": "6"}),
                     (6, {"a": "7", "b": "8", "c": "9"})]
 
@@ -20,23 +20,23 @@ def test_a_row_with_the_wrong_number_of_fields_names_its_line(tmp_path, line, co
     path = tmp_path / "t.csv"
     path.write_text(f"a,b,c\n1,2,3\n{line}\n5,6,7\n")
     with pytest.raises(DataError, match=rf"t\.csv, line 3: {count} \(a, b, c\)"):
-        ann.read_table(path, ["a"])
+        list(ann.read_table(path, ["a"]))
 
 
 def test_broken_quotes_duplicate_and_missing_columns(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text('a,b\n1,2\n3,"never closed\n4,5\n')
     with pytest.raises(DataError, match=r"t\.csv, line 3: a quote opened here is never closed"):
-        ann.read_table(path, ["a"])
+        list(ann.read_table(path, ["a"]))
     path.write_text("a,b,a\n1,2,3\n")
     with pytest.raises(DataError, match="column 'a' appears twice"):
-        ann.read_table(path, ["a"])
+        list(ann.read_table(path, ["a"]))
     path.write_text("a,bb\n1,2\n")
     with pytest.raises(DataError, match=r"missing column 'b' \(did you mean 'bb'\?\)"):
-        ann.read_table(path, ["b"])
+        list(ann.read_table(path, ["b"]))
     path.write_text("\n\n")
     with pytest.raises(DataError, match="the file is empty"):
-        ann.read_table(path, ["a"])
+        list(ann.read_table(path, ["a"]))
 
 
 def test_text_is_utf8_without_bom_and_bad_bytes_name_file_line_and_a_fix(tmp_path):
@@ -50,6 +50,10 @@ def test_text_is_utf8_without_bom_and_bad_bytes_name_file_line_and_a_fix(tmp_pat
     path.write_bytes("video1\n".encode("utf-16"))
     with pytest.raises(DataError, match=r"list\.txt: the file is UTF-16 text"):
         ann.read_text(path)
+    table = tmp_path / "t.csv"
+    table.write_bytes(b"a,b\n1,2\n" + b"x,y\n" * 5000 + b"3,caf\xe9\n")  # past the first buffer of text
+    with pytest.raises(DataError, match=r"t\.csv, line 5003: not UTF-8 text \(byte 0xe9"):
+        list(ann.read_table(table, ["a"]))
 
 
 @pytest.mark.parametrize("value, digits", [(7010, "7010"), ("7010", "7010"), ("video7010", "7010"),

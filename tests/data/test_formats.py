@@ -346,12 +346,14 @@ def test_didemo_times_must_be_start_end_pairs(tmp_path, times):
         formats.read_didemo(tmp_path / "train_data.json", tmp_path)
 
 
-def test_didemo_clips_named_as_the_download_script_saves_them(tmp_path):
-    rows = [{"annotation_id": 0, "description": "a dog runs", "video": DIDEMO_VIDEO, "times": [[0, 1]]}]
+@pytest.mark.parametrize("video", [DIDEMO_VIDEO, "10015567@N08_3655084291_d8b58466fa.mp4",
+                                   "93119744@N00_6197449961_0e5e8ba2dc.3gp"])
+def test_didemo_clips_named_as_the_download_script_saves_them(tmp_path, video):
+    rows = [{"annotation_id": 0, "description": "a dog runs", "video": video, "times": [[0, 1]]}]
     (tmp_path / "val_data.json").write_text(json.dumps(rows))
-    clip = touch(tmp_path / f"videos/{DIDEMO_VIDEO}.mp4")  # <name>.mov.mp4
+    clip = touch(tmp_path / f"videos/{video}.mp4")  # the AWS script appends .mp4 to the name: <name>.mov.mp4
     [item] = formats.read_didemo(tmp_path / "val_data.json", tmp_path / "videos")
-    assert item.video_path == str(clip) and item.video_id == DIDEMO_VIDEO.removesuffix(".mov")
+    assert item.video_path == str(clip) and item.video_id == video.rsplit(".", 1)[0]
 
 
 MSR_MC = ("key\tvid_key\tvideo_id\ta1\ta2\ta3\ta4\ta5\tanswer\n"

@@ -177,6 +177,25 @@ def test_a_file_cut_inside_a_packet_is_unreadable_for_both_backends(tmp_path):
         read_frames(cut, 4, backend="pyav")
 
 
+def test_pyav_samples_again_when_fewer_pictures_decode_than_packets(tmp_path, monkeypatch):
+    import evilm.data.video as video
+
+    full = tmp_path / "full.mp4"
+    _write_mp4(full)
+    expected = read_frames(full, 4, backend="pyav")
+    expected_train = read_frames(full, 4, train=True, rng=np.random.default_rng(5), backend="pyav")
+    real = video._pyav_packets
+
+    def twenty_packets_show_nothing(container):  # as if 20 more packets held no picture
+        packets, count = real(container)
+        return packets, count + 20
+
+    monkeypatch.setattr(video, "_pyav_packets", twenty_packets_show_nothing)
+    assert np.array_equal(read_frames(full, 4, backend="pyav"), expected)
+    assert np.array_equal(read_frames(full, 4, train=True, rng=np.random.default_rng(5), backend="pyav"),
+                          expected_train)
+
+
 def test_decord_messages_go_into_the_error_not_to_stderr(tmp_path, capfd):
     full = tmp_path / "full.mp4"
     _write_mp4(full, index_first=False)
@@ -186,6 +205,24 @@ def test_decord_messages_go_into_the_error_not_to_stderr(tmp_path, capfd):
     with pytest.raises(VideoReadError, match=r"no_index\.mp4: cannot decode video \(decord: .*ERROR opening"):
         read_frames(no_index, 4, backend="decord")
     assert capfd.readouterr().err == ""
+
+
+def test_native_stderr_capture_keeps_decoder_lines_and_passes_others_on(capfd):
+    import os
+
+    from evilm.data.video import _native_stderr_captured
+
+    capfd.readouterr()
+    with _native_stderr_captured() as lines:
+        os.write(2, b"[23:27:40] /src/video/video_reader.cc:83: ERROR opening: x.mp4\n")
+        os.write(2, b"a warning from elsewhere\n")
+        os.write(2, b"[h264 @ 0x55aebbc4b880] Invalid NAL unit size (607 > 96).\n")
+    assert lines == ["[23:27:40] /src/video/video_reader.cc:83: ERROR opening: x.mp4",
+                     "[h264 @ 0x55aebbc4b880] Invalid NAL unit size (607 > 96)."]
+    assert capfd.readouterr().err == "a warning from elsewhere\n"
+    with _native_stderr_captured() as again:  # the capture file is reused, emptied
+        pass
+    assert again == []
 
 
 def test_gifs_go_to_pyav_without_trying_decord(tmp_path, monkeypatch):
