@@ -107,13 +107,13 @@ def _texts(record: Record) -> list[str]:
 class Layout:
     """Where one benchmark's files are: annotation files (or folders) by role, and the video folder.
 
-    ``files[role]`` is the path that is read; ``looked_for[role]`` every name tried for it (the first
-    that exists wins). Roles in ``optional`` may be absent. ``settings`` holds the other options.
+    ``files[role]`` is the path that is read (optional ones, such as a val split, may be absent);
+    ``looked_for[role]`` every name tried for it (the first that exists wins). ``settings`` holds
+    the other options.
     """
 
     video_dir: Path
     files: dict[str, Path]
-    optional: set[str] = field(default_factory=set)
     looked_for: dict[str, list[Path]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -139,10 +139,9 @@ def _option(root: Path, options: dict, key: str, *defaults: str) -> tuple[Path, 
     return next((p for p in tried if p.exists()), tried[0]), tried
 
 
-def _layout(root: Path, options: dict, video_default: str, files: dict[str, tuple[str, ...]],
-            optional: Iterable[str] = ()) -> Layout:
+def _layout(root: Path, options: dict, video_default: str, files: dict[str, tuple[str, ...]]) -> Layout:
     """``files``: role -> (option name, default path, other accepted names...)."""
-    layout = Layout(_option(root, options, "video_dir", video_default)[0], {}, set(optional))
+    layout = Layout(_option(root, options, "video_dir", video_default)[0], {})
     for role, (key, *defaults) in files.items():
         layout.files[role], layout.looked_for[role] = _option(root, options, key, *defaults)
     return layout
@@ -153,17 +152,17 @@ def _splits_in(folder: Path, pattern: str) -> dict[str, Path]:
 
 
 def _folder_layout(root: Path, options: dict, video_default: str, folder_key: str, folder_default: str,
-                   pattern: str, optional=("val",)) -> Layout:
+                   pattern: str) -> Layout:
     """train / val / test files named by ``pattern`` in one annotation folder."""
     folder = _option(root, options, folder_key, folder_default)[0]
-    return Layout(_option(root, options, "video_dir", video_default)[0], _splits_in(folder, pattern), set(optional))
+    return Layout(_option(root, options, "video_dir", video_default)[0], _splits_in(folder, pattern))
 
 
 def _layout_webvid(root: Path, options: dict) -> Layout:
     layout = _layout(root, options, "webvid/videos", {
         "train": ("train_file", "webvid/results_2M_train.csv"),
         "val": ("val_file", "webvid/results_2M_val.csv"),
-    }, optional=["val"])
+    })
     layout.settings["caption_column"] = options.pop("caption_column", "name")
     return layout
 
@@ -179,7 +178,7 @@ def _layout_msrvtt_ret(root: Path, options: dict) -> Layout:
     layout = _layout(root, options, "msrvtt/videos/all", {
         "captions": ("annotation_file", "msrvtt/annotation/MSR_VTT.json"),
         "test_captions": ("jsfusion_csv", "msrvtt/annotation/MSRVTT_JSFUSION_test.csv"),
-    }, optional=["test_captions"])
+    })
     layout.files["train_list"] = lists / MSRVTT_TRAIN_LISTS[split]
     layout.files["test_list"] = lists / "val_list_jsfusion.txt"
     return layout
