@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evilm.data.records import DataError
+from evilm.files import atomic_write_json
 
 OOV = "[OOV]"
 
@@ -70,15 +71,11 @@ class AnswerVocab:
         return sum(not self.is_oov(a) for a in answers) / max(1, len(answers))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"answers": self.answers, "oov": OOV}, indent=0))
-        tmp.replace(path)
-        return path
+        return atomic_write_json(path, {"answers": self.answers, "oov": OOV}, indent=0)
 
     @classmethod
     def load(cls, path: str | Path) -> AnswerVocab:
         try:
-            return cls(list(json.loads(Path(path).read_text())["answers"]))
+            return cls(list(json.loads(Path(path).read_text(encoding="utf-8"))["answers"]))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(f"{path}: not a saved answer vocabulary ({err})") from None

@@ -15,9 +15,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -77,6 +82,51 @@ def sample_frame_indices(
 # --- decoding ----------------------------------------------------------------------------------
 
 _decord_quiet = False
+_stderr_lock = threading.Lock()
+_stderr_capture: tuple[int, Any] | None = None  # (process id, file): one per process, reused
+# what FFmpeg ("[h264 @ 0x...]") and decord's C++ logging ("[12:00:00] .../video_reader.cc:83: ...") print
+_NATIVE_LOG_LINE = re.compile(r"^\[(\d\d:\d\d:\d\d|[^\]]+ @ 0x[0-9a-f]+)\] ")
+
+
+def _empty_capture_file() -> Any:
+    global _stderr_capture
+    if _stderr_capture is None or _stderr_capture[0] != os.getpid():  # a forked worker makes its own
+        _stderr_capture = (os.getpid(), tempfile.TemporaryFile())
+    handle = _stderr_capture[1]
+    handle.seek(0)
+    handle.truncate()
+    return handle
+
+
+@contextmanager
+def _native_stderr_captured():
+    """Collect the lines native code writes to the process's stderr into the yielded list.
+
+    decord's C++ code logs to file descriptor 2 whatever its log level says; its lines belong in
+    the error message of a file that does not open, not on the console. Other lines written
+    meanwhile are passed on.
+    """
+    lines: list[str] = []
+    with _stderr_lock:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to capture
+            yield lines
+            return
+        capture = _empty_capture_file()
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if _NATIVE_LOG_LINE.match(line):
+                    lines.append(line.strip())
+                else:
+                    os.write(2, line.encode())
 
 
 def _read_decord(path: Path, num_frames: int, train: bool, rng) -> np.ndarray:
@@ -86,42 +136,73 @@ def _read_decord(path: Path, num_frames: int, train: bool, rng) -> np.ndarray:
     if not _decord_quiet:  # hide FFmpeg's own chatter on broken files; errors still raise
         decord.logging.set_level(decord.logging.QUIET)
         _decord_quiet = True
-    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    indices = sample_frame_indices(len(reader), num_frames, train, rng)
-    return reader.get_batch(indices.tolist()).asnumpy()
+    error = None
+    with _native_stderr_captured() as logged:
+        try:
+            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+            indices = sample_frame_indices(len(reader), num_frames, train, rng)
+            frames = reader.get_batch(indices.tolist()).asnumpy()
+        except Exception as err:  # decord raises several types; the caller names the file
+            error = err
+    if error is None:
+        return frames
+    detail = f" [{' | '.join(logged)[:200]}]" if logged else ""
+    raise VideoReadError(f"{str(error).strip()[:200]}{detail}") from None
 
 
-def _count_frames_pyav(path: Path) -> int:
-    import av
+def _pyav_packets(container) -> tuple[list, int]:
+    """The video stream's packets, demuxed to the end of the file, and the number of frames among them.
 
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        if stream.frames and stream.frames > 0:
-            return int(stream.frames)
-        return sum(1 for packet in container.demux(stream) if packet.size > 0)
+    The count is of the frames whose data is in the file, not the header's count, which a file cut
+    short overstates (decord counts the frames present too, so both backends sample from the same
+    frames). A packet cut short makes the file unreadable, as it is for decord.
+    """
+    stream = container.streams.video[0]
+    stream.thread_count = 1
+    packets = list(container.demux(stream))  # the last one, empty, flushes the decoder
+    count = 0
+    for packet in packets:
+        if packet.size:
+            if packet.is_corrupt:
+                raise VideoReadError(f"frame {count} is cut short or corrupt (a truncated file?)")
+            count += 1
+    return packets, count
+
+
+def _decode_packets(packets: list, indices: np.ndarray) -> tuple[dict[int, np.ndarray], int]:
+    """The frames at ``indices`` and the number of frames decoded (all there are if the stream ends first)."""
+    wanted, last = set(indices.tolist()), int(indices.max())
+    kept: dict[int, np.ndarray] = {}
+    decoded = 0
+    for packet in packets:
+        for frame in packet.decode():
+            if decoded in wanted:
+                kept[decoded] = frame.to_ndarray(format="rgb24")
+            decoded += 1
+            if decoded > last:
+                return kept, decoded
+    return kept, decoded
 
 
 def _read_pyav(path: Path, num_frames: int, train: bool, rng) -> np.ndarray:
     import av
 
-    num_total = _count_frames_pyav(path)
-    indices = sample_frame_indices(num_total, num_frames, train, rng)
-    wanted = set(indices.tolist())
-    last = int(indices.max())
-    kept: dict[int, np.ndarray] = {}
+    state = None if rng is None else rng.bit_generator.state
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_count = 1
-        for i, frame in enumerate(container.decode(stream)):
-            if i in wanted:
-                kept[i] = frame.to_ndarray(format="rgb24")
-            if i >= last:
-                break
-    if not kept:
-        raise VideoReadError("no frame could be decoded")
-    # the container's frame count can overstate what decodes: fall back to the last good frame
-    decoded = sorted(kept)
-    return np.stack([kept[i] if i in kept else kept[decoded[-1]] for i in indices.tolist()])
+        packets, num_total = _pyav_packets(container)
+        indices = sample_frame_indices(num_total, num_frames, train, rng)
+        kept, decoded = _decode_packets(packets, indices)
+    if len(kept) < len(set(indices.tolist())):
+        # fewer pictures decode than there are packets (e.g. packets that show nothing): sample again,
+        # with the same random draw, from the frames that exist instead of repeating the last one
+        if rng is not None:
+            rng.bit_generator.state = state
+        indices = sample_frame_indices(decoded, num_frames, train, rng)
+        with av.open(str(path)) as container:
+            kept, _ = _decode_packets(_pyav_packets(container)[0], indices)
+        if len(kept) < len(set(indices.tolist())):
+            raise VideoReadError(f"only {len(kept)} of the sampled frames decode")
+    return np.stack([kept[i] for i in indices.tolist()])
 
 
 def read_frames(
@@ -133,7 +214,9 @@ def read_frames(
 ) -> np.ndarray:
     """Decode ``num_frames`` sparsely sampled frames: ``uint8 (T, H, W, 3)`` RGB.
 
-    Raises ``VideoReadError`` naming the file for a missing or undecodable video.
+    Raises ``VideoReadError`` naming the file for a missing or undecodable video. With
+    ``backend="auto"``, decord reads the file and PyAV takes over where decord cannot; GIFs,
+    which decord cannot open, go to PyAV directly.
     """
     path = Path(path)
     if not path.is_file():
@@ -143,8 +226,9 @@ def read_frames(
     readers = {"decord": [_read_decord], "pyav": [_read_pyav], "auto": [_read_decord, _read_pyav]}
     if backend not in readers:
         raise DataError(f"unknown video backend {backend!r}; use 'auto', 'decord' or 'pyav'")
+    chosen = [_read_pyav] if backend == "auto" and path.suffix.lower() == ".gif" else readers[backend]
     errors = []
-    for read in readers[backend]:
+    for read in chosen:
         # the same random draw for every backend, so a fallback reads the same frames
         state = None if rng is None else rng.bit_generator.state
         try:
@@ -152,7 +236,7 @@ def read_frames(
         except Exception as err:  # decoders raise many types; all mean "unreadable"
             if rng is not None:
                 rng.bit_generator.state = state
-            errors.append(f"{read.__name__.removeprefix('_read_')}: {str(err).strip()[:200]}")
+            errors.append(f"{read.__name__.removeprefix('_read_')}: {str(err).strip()[:400]}")
             continue
         if frames.ndim != 4 or frames.shape[0] != num_frames or frames.shape[-1] != 3:
             errors.append(f"unexpected decoded shape {frames.shape}")

@@ -32,13 +32,13 @@ def test_webvid_csv(tmp_path):
     assert records[0].caption == "Aerial shot winter forest, snow"
     assert records[0].video_path == str(tmp_path / "videos/006001_006050/21179416.mp4")
     assert records[1].video_id == "5629184" and records[1].video_path.endswith("006001_006050/5629184.mp4")
-    assert records[1].source.endswith("row 3")
+    assert records[1].source.endswith("line 3")
 
 
 def test_webvid_empty_caption_and_missing_column_name_the_file_and_row(tmp_path):
     csv = tmp_path / "train.csv"
     csv.write_text("videoid,contentUrl,duration,page_dir,name\n1,u,PT00H00M01S,p,ok\n2,u,PT00H00M01S,p,\n")
-    with pytest.raises(DataError, match=r"train\.csv, row 3: empty caption"):
+    with pytest.raises(DataError, match=r"train\.csv, line 3: empty caption"):
         formats.read_webvid_csv(csv, tmp_path)
     csv.write_text("videoid,contentUrl,duration,pagedir,name\n1,u,d,p,ok\n")
     with pytest.raises(DataError, match=r"train\.csv: missing column 'page_dir' \(did you mean 'pagedir'\?\)"):
@@ -184,7 +184,7 @@ def test_tgif_frameqa_answer_is_a_word_and_count_a_number(tmp_path):
 
 def test_tgif_bad_rows_name_file_and_row(tmp_path):
     (tmp_path / "a.csv").write_text(ACTION.replace("\t4\tACTION4", "\tfour\tACTION4"))
-    with pytest.raises(DataError, match=r"a\.csv, row 2: answer 'four' is not an option index"):
+    with pytest.raises(DataError, match=r"a\.csv, line 2: answer 'four' is not an option index"):
         formats.read_tgif_qa(tmp_path / "a.csv", "action", tmp_path)
     (tmp_path / "b.csv").write_text(FRAMEQA.replace("\ttype\t", "\tkind\t"))
     with pytest.raises(DataError, match=r"b\.csv: missing column 'type'"):
@@ -251,10 +251,127 @@ def test_kinetics_csv_and_video_layouts(tmp_path):
     assert items[0].video_path == str(tmp_path / "val/abseiling/0wR5jVB-WPk_000417_000427.mp4")  # expected path
     assert items[1].video_path == str(tmp_path / "val/air_drumming/--nQbRBEz2s_000104_000114.mp4")
     (tmp_path / "bad.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,x,start,10,train\n")
-    with pytest.raises(DataError, match=r"bad\.csv, row 2: time_start/time_end must be numbers"):
+    with pytest.raises(DataError, match=r"bad\.csv, line 2: time_start/time_end must be numbers"):
         formats.read_kinetics_csv(tmp_path / "bad.csv", tmp_path)
 
 
 def test_missing_annotation_file_is_named(tmp_path):
     with pytest.raises(DataError, match=r"nothing\.csv: annotation file not found"):
         formats.read_webvid_csv(tmp_path / "nothing.csv", tmp_path)
+
+
+# --- files as downloaded, broken the way real files are -----------------------------------------
+
+
+def test_csv_row_with_an_unquoted_comma_is_an_error_not_a_column_shift(tmp_path):
+    # the second data row's caption has an unquoted comma: one field too many
+    csv = tmp_path / "results_2M_train.csv"
+    csv.write_text(WEBVID + "1000,https://ak.picdn.net/x.mp4,PT00H00M05S,006001_006050,Dog runs, then sits\n"
+                   "1001,https://ak.picdn.net/y.mp4,PT00H00M05S,006001_006050,Cat sleeps\n")
+    with pytest.raises(DataError, match=r"results_2M_train\.csv, line 4: 6 fields where the header has 5 "
+                                        r"\(videoid, contentUrl, duration, page_dir, name\)"):
+        formats.read_webvid_csv(csv, tmp_path)
+
+
+def test_tsv_and_kinetics_rows_with_a_stray_separator_are_errors(tmp_path):
+    lines = ACTION.splitlines()
+    (tmp_path / "Train_action_question.csv").write_text(
+        "\n".join([lines[0], lines[1], lines[1].replace("flap wings", "flap\twings")]) + "\n")
+    with pytest.raises(DataError, match=r"Train_action_question\.csv, line 3: 11 fields where the header has 10"):
+        formats.read_tgif_qa(tmp_path / "Train_action_question.csv", "action", tmp_path)
+    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n"
+                                        "abseiling,0wR5jVB-WPk,417,427,train\n"
+                                        "air drumming,--nQbRBEz2s,104,114\n")
+    with pytest.raises(DataError, match=r"train\.csv, line 3: 4 fields where the header has 5"):
+        formats.read_kinetics_csv(tmp_path / "train.csv", tmp_path)
+
+
+NOT_UTF8 = "caf\xe9".encode("latin-1")  # Latin-1 'é', not UTF-8
+
+
+@pytest.mark.parametrize("name", ["msrvtt_mc_test.jsonl", "val_list_jsfusion.txt", "youtube_mapping.txt",
+                                  "testTrainMulti_7030_splits/brush_hair_test_split1.txt"])
+def test_a_byte_that_is_not_utf8_names_the_file_and_a_fix(tmp_path, name):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    good = {"msrvtt_mc_test.jsonl": b'{"qid": 0, "clip_name": "video1", "options": ["a", "b"], "answer": 0}\n',
+            "val_list_jsfusion.txt": b"video7010\n",
+            "youtube_mapping.txt": b"-4wsuPCjDBc_5_15 vid1\n"}.get(name, b"April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1\n")
+    path.write_bytes(good + NOT_UTF8 + b" 1\n")
+    read = {"msrvtt_mc_test.jsonl": lambda: formats.read_msrvtt_mc_jsonl(path, tmp_path),
+            "val_list_jsfusion.txt": lambda: formats.read_id_list(path),
+            "youtube_mapping.txt": lambda: formats.read_youtube_mapping(path)}.get(
+        name, lambda: formats.read_hmdb51_split(path.parent, tmp_path, 1, "train"))
+    with pytest.raises(DataError, match=rf"{path.name}, line 2: not UTF-8 text .*iconv"):
+        read()
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "youtube_mapping.txt").write_bytes(bom + b"-4wsuPCjDBc_5_15 vid1\n-7KMZQEsJW4_205_208 vid2\n")
+    assert formats.read_youtube_mapping(tmp_path / "youtube_mapping.txt") == {
+        "1": "-4wsuPCjDBc_5_15", "2": "-7KMZQEsJW4_205_208"}
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "brush_hair_test_split1.txt").write_bytes(bom + b"April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1 \n")
+    [item] = formats.read_hmdb51_split(splits, tmp_path / "videos", 1, "train")
+    assert item.video_id == "April_09_brush_hair_u_nm_np1_ba_goo_0"
+    assert item.video_path == str(tmp_path / "videos/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi")
+    (tmp_path / "MSR_VTT.json").write_bytes(bom + json.dumps({"annotations": [
+        {"image_id": "video0", "caption": "a man sings"}]}).encode())
+    assert list(formats.read_msrvtt_captions(tmp_path / "MSR_VTT.json")) == ["video0"]
+
+
+@pytest.mark.parametrize("video_id", [None, 7.0, "seven"])
+def test_msrvtt_qa_null_and_non_integer_video_ids_are_errors(tmp_path, video_id):
+    rows = [{"answer": "man", "id": 0, "question": "who sings?", "video_id": 7010},
+            {"answer": "man", "id": 1, "question": "who sings?", "video_id": video_id}]
+    (tmp_path / "test_qa.json").write_text(json.dumps(rows))
+    with pytest.raises(DataError, match=r"test_qa\.json, entry 1: video_id .* is not a video number"):
+        formats.read_msrvtt_qa(tmp_path / "test_qa.json", tmp_path)
+    rows[1]["video_id"] = "video7011"  # a video name is fine
+    (tmp_path / "test_qa.json").write_text(json.dumps(rows))
+    assert [i.video_id for i in formats.read_msrvtt_qa(tmp_path / "test_qa.json", tmp_path)] == [
+        "video7010", "video7011"]
+
+
+DIDEMO_VIDEO = "12090392@N02_13482799053_87ef417396.mov"
+
+
+@pytest.mark.parametrize("times", [[], None, [[3]], [[4, 3]], [["a", "b"]]])
+def test_didemo_times_must_be_start_end_pairs(tmp_path, times):
+    rows = [{"annotation_id": 0, "description": "a dog runs", "video": DIDEMO_VIDEO, "times": times}]
+    (tmp_path / "train_data.json").write_text(json.dumps(rows))
+    with pytest.raises(DataError, match=r"train_data\.json, entry 0: 'times' must be a non-empty list"):
+        formats.read_didemo(tmp_path / "train_data.json", tmp_path)
+
+
+@pytest.mark.parametrize("video", [DIDEMO_VIDEO, "10015567@N08_3655084291_d8b58466fa.mp4",
+                                   "93119744@N00_6197449961_0e5e8ba2dc.3gp"])
+def test_didemo_clips_named_as_the_download_script_saves_them(tmp_path, video):
+    rows = [{"annotation_id": 0, "description": "a dog runs", "video": video, "times": [[0, 1]]}]
+    (tmp_path / "val_data.json").write_text(json.dumps(rows))
+    clip = touch(tmp_path / f"videos/{video}.mp4")  # the AWS script appends .mp4 to the name: <name>.mov.mp4
+    [item] = formats.read_didemo(tmp_path / "val_data.json", tmp_path / "videos")
+    assert item.video_path == str(clip) and item.video_id == video.rsplit(".", 1)[0]
+
+
+MSR_MC = ("key\tvid_key\tvideo_id\ta1\ta2\ta3\ta4\ta5\tanswer\n"
+          "mc0\tmsr7010\tvideo7010\ta man sings\ta dog runs\tcars race\ta cartoon plays\tpeople cook\t0\n"
+          "mc1\tmsr7011\tvideo7011\ta man sings\ta dog runs\tcars race, fast\ta cartoon plays\tpeople cook\t2\n")
+
+
+def test_jsfusion_msrvtt_mc_csv(tmp_path):
+    (tmp_path / "MSR_MC_test.csv").write_text(MSR_MC)
+    items = formats.read_msrvtt_mc_csv(tmp_path / "MSR_MC_test.csv", tmp_path / "videos")
+    assert [(i.video_id, i.answer, i.options[i.answer]) for i in items] == [
+        ("video7010", 0, "a man sings"), ("video7011", 2, "cars race, fast")]
+    assert items[1].video_path == str(tmp_path / "videos/video7011.mp4") and items[1].source.endswith("line 3")
+    # without the video_id column, vid_key names the video
+    (tmp_path / "keys.csv").write_text("\n".join("\t".join(f for i, f in enumerate(line.split("\t")) if i != 2)
+                                                 for line in MSR_MC.splitlines()) + "\n")
+    assert [i.video_id for i in formats.read_msrvtt_mc_csv(tmp_path / "keys.csv", tmp_path)] == [
+        "video7010", "video7011"]
+    (tmp_path / "bad.csv").write_text(MSR_MC.replace("people cook\t2", "people cook\t5"))
+    with pytest.raises(DataError, match=r"bad\.csv, line 3: answer index 5 is outside 0\.\.4"):
+        formats.read_msrvtt_mc_csv(tmp_path / "bad.csv", tmp_path)

@@ -125,3 +125,132 @@ def test_disk_cache_redecodes_a_damaged_entry_and_names_a_missing_video(smoke_wo
     assert np.load(entry).shape == (2, 3, 32, 32)  # rewritten whole
     with pytest.raises(VideoReadError, match=r"nope\.mp4: video file not found"):
         load_clip(tmp_path / "nope.mp4", cfg)
+
+
+# --- files cut short, GIFs, decoder chatter ------------------------------------------------------
+
+
+def _write_mp4(path: Path, num_frames: int = 40, index_first: bool = True) -> list[tuple[int, int]]:
+    """An H.264 mp4 whose frame i is flat grey 6i, its index at the front (as streaming copies have it)
+    or at the end; returns each packet's (byte offset, size)."""
+    import av
+
+    with av.open(str(path), "w", options={"movflags": "faststart"} if index_first else {}) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"g": "5", "bf": "0"}
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 6 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        return [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+
+
+def test_a_file_cut_at_a_packet_boundary_reads_the_same_frames_with_both_backends(tmp_path):
+    full = tmp_path / "full.mp4"
+    packets = _write_mp4(full)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: packets[20][0]])  # frames 0-19 are whole, 20-39 gone
+    a = read_frames(cut, 4, backend="decord")
+    b = read_frames(cut, 4, backend="pyav")
+    assert np.array_equal(a, b)
+    grey = b.astype(float).mean(axis=(1, 2, 3))
+    assert np.all(np.diff(grey) > 20)  # four different frames spread over the 20 that exist, none repeated
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    assert np.array_equal(read_frames(cut, 4, train=True, rng=rng_a, backend="decord"),
+                          read_frames(cut, 4, train=True, rng=rng_b, backend="pyav"))
+
+
+def test_a_file_cut_inside_a_packet_is_unreadable_for_both_backends(tmp_path):
+    full = tmp_path / "full.mp4"
+    packets = _write_mp4(full)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: packets[20][0] + packets[20][1] // 2])
+    for backend in ("decord", "pyav"):
+        with pytest.raises(VideoReadError, match=r"cut\.mp4: cannot decode video"):
+            read_frames(cut, 4, backend=backend)
+    with pytest.raises(VideoReadError, match="pyav: frame 20 is cut short"):
+        read_frames(cut, 4, backend="pyav")
+
+
+def test_pyav_samples_again_when_fewer_pictures_decode_than_packets(tmp_path, monkeypatch):
+    import evilm.data.video as video
+
+    full = tmp_path / "full.mp4"
+    _write_mp4(full)
+    expected = read_frames(full, 4, backend="pyav")
+    expected_train = read_frames(full, 4, train=True, rng=np.random.default_rng(5), backend="pyav")
+    real = video._pyav_packets
+
+    def twenty_packets_show_nothing(container):  # as if 20 more packets held no picture
+        packets, count = real(container)
+        return packets, count + 20
+
+    monkeypatch.setattr(video, "_pyav_packets", twenty_packets_show_nothing)
+    assert np.array_equal(read_frames(full, 4, backend="pyav"), expected)
+    assert np.array_equal(read_frames(full, 4, train=True, rng=np.random.default_rng(5), backend="pyav"),
+                          expected_train)
+
+
+def test_decord_messages_go_into_the_error_not_to_stderr(tmp_path, capfd):
+    full = tmp_path / "full.mp4"
+    _write_mp4(full, index_first=False)
+    no_index = tmp_path / "no_index.mp4"
+    no_index.write_bytes(full.read_bytes()[:-100])  # the index at the end is cut off
+    capfd.readouterr()
+    with pytest.raises(VideoReadError, match=r"no_index\.mp4: cannot decode video \(decord: .*ERROR opening"):
+        read_frames(no_index, 4, backend="decord")
+    assert capfd.readouterr().err == ""
+
+
+def test_native_stderr_capture_keeps_decoder_lines_and_passes_others_on(capfd):
+    import os
+
+    from evilm.data.video import _native_stderr_captured
+
+    capfd.readouterr()
+    with _native_stderr_captured() as lines:
+        os.write(2, b"[23:27:40] /src/video/video_reader.cc:83: ERROR opening: x.mp4\n")
+        os.write(2, b"a warning from elsewhere\n")
+        os.write(2, b"[h264 @ 0x55aebbc4b880] Invalid NAL unit size (607 > 96).\n")
+    assert lines == ["[23:27:40] /src/video/video_reader.cc:83: ERROR opening: x.mp4",
+                     "[h264 @ 0x55aebbc4b880] Invalid NAL unit size (607 > 96)."]
+    assert capfd.readouterr().err == "a warning from elsewhere\n"
+    with _native_stderr_captured() as again:  # the capture file is reused, emptied
+        pass
+    assert again == []
+
+
+def test_gifs_go_to_pyav_without_trying_decord(tmp_path, monkeypatch):
+    import av
+
+    import evilm.data.video as video
+
+    gif = tmp_path / "tumblr_x.gif"
+    with av.open(str(gif), "w") as container:
+        stream = container.add_stream("gif", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "rgb8"
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+    asked = []
+
+    def decord_cannot_open_gifs(path, *args):
+        asked.append(path)
+        raise RuntimeError("Failed to measure duration/frame-count due to broken metadata.")
+
+    monkeypatch.setattr(video, "_read_decord", decord_cannot_open_gifs)
+    frames = read_frames(gif, 4)
+    assert frames.shape == (4, 32, 32, 3) and len({int(f.mean()) for f in frames}) == 4
+    assert asked == []  # opened once, by PyAV
+    with pytest.raises(VideoReadError, match="Failed to measure"):
+        read_frames(gif, 4, backend="decord")  # asked for by name, decord still gets it
