@@ -1,4 +1,7 @@
 import json
+import shutil
+
+from conftest import FAKE_KINDS
 
 from experiments.manifests import MANIFEST, read_manifest, relative_path, run_artifact, write_manifest
 
@@ -29,10 +32,6 @@ def test_relative_paths_stay_absolute_outside_the_folder(tmp_path):
 
 
 def test_a_finished_runs_artifacts_are_found_in_its_folder_or_fetched(specs, runner, tracker):
-    import shutil
-
-    from conftest import FAKE_KINDS
-
     from experiments.plan import build_plan, table_variants
     from experiments.specs import load_spec
 
