@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evilm.config import ConfigError, deep_update, from_dict, to_dict
-from experiments.specs import Pipeline, SpecError, TableSpec, close_match, load_pipeline
+from evilm.config import ConfigError, close_match, deep_update, from_dict, to_dict
+from experiments.specs import Pipeline, SpecError, TableSpec, load_pipeline
 from experiments.stages import STAGE_KINDS, StageKind
 
 ID_LENGTH = 20
@@ -145,10 +145,26 @@ def table_variants(spec: TableSpec, root: Path, profile: str, cli_set: Mapping[s
     return variants
 
 
+def spec_bases(spec) -> list[str]:
+    """The pipelines ``spec`` uses: its base, then its rows' own bases."""
+    return list(dict.fromkeys([spec.base, *(r.base for r in getattr(spec, "rows", []) if r.base)]))
+
+
 def spec_stages(spec, root: Path) -> set[str]:
     """The stage names of every pipeline ``spec`` uses (its base and its rows' bases)."""
-    bases = {spec.base} | {r.base for r in getattr(spec, "rows", []) if r.base}
-    return {name for base in bases for name in load_pipeline(base, root).stages}
+    return {name for base in spec_bases(spec) for name in load_pipeline(base, root).stages}
+
+
+def kinds_needed(spec, root: Path) -> list[str]:
+    """The stage kinds running ``spec`` needs, in pipeline order: for a table or figure, the kinds of the
+    stages its columns read and of their upstream stages; for a sweep, every kind of its pipeline."""
+    columns = getattr(spec, "columns", None)
+    kinds: list[str] = []
+    for base in spec_bases(spec):
+        stages = load_pipeline(base, root).stages
+        wanted = stages if columns is None else closure([c.stage for c in columns if c.stage], stages)
+        kinds += [decl.kind for name, decl in stages.items() if name in wanted]
+    return list(dict.fromkeys(kinds))
 
 
 def build_plan(
@@ -188,7 +204,7 @@ def resolve(
                 f"stages.{name}.kind",
             )
     order = _topological(decls, variant.pipeline_file)
-    wanted = _closure(variant.needed, decls)
+    wanted = closure(variant.needed, decls)
     configs = {
         n: deep_update(defaults(kinds[d.kind], profile), d.config) for n, d in decls.items() if n in wanted
     }
@@ -359,7 +375,8 @@ def _topological(decls, file: str) -> list[str]:
     return order
 
 
-def _closure(needed: list[str], decls) -> set[str]:
+def closure(needed: list[str], decls) -> set[str]:
+    """The stages of ``decls`` named in ``needed`` and every stage upstream of them."""
     out: set[str] = set()
     todo = [n for n in needed if n in decls]
     while todo:

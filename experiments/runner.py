@@ -12,7 +12,6 @@ and neither is ever reused. Stages downstream of a failed one are ``blocked``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import socket
@@ -30,11 +29,19 @@ from rich.table import Table
 from evilm.processes import pid_alive
 from evilm.stage import StageResult
 from experiments.locks import stage_lock
+from experiments.manifests import (
+    CONFIG_FILE,
+    ERROR_FILE,
+    MANIFEST,
+    OUTPUTS,
+    read_manifest,
+    relative_path,
+    restore_outputs,
+    write_config,
+    write_manifest,
+)
 from experiments.plan import Plan, PlannedStage
-from experiments.tracking import TAG, Tracker, git_commit, hardware
-
-MANIFEST = "_stage.json"
-CONFIG_FILE = "_config.json"
+from experiments.tracking import TAG, Tracker, git_commit, hardware, run_seconds
 
 
 @dataclass
@@ -184,7 +191,7 @@ class Runner:
         out_dir = self.out_dir(stage)
         manifest = read_manifest(out_dir, stage.id)
         if manifest is None:
-            manifest = self.restore(run.info.run_id, stage, out_dir)
+            manifest = restore_outputs(self.tracker, run.info.run_id, stage.id, out_dir)
             if manifest is None:
                 return None
         return Outcome(
@@ -196,24 +203,6 @@ class Runner:
             out_dir=out_dir,
             seconds=float(manifest.get("seconds") or run_seconds(run)),
         )
-
-    def restore(self, run_id: str, stage: PlannedStage, out_dir: Path) -> dict | None:
-        """Fetch a finished run's logged outputs into ``out_dir`` (another machine's run)."""
-        tmp = out_dir.with_name(out_dir.name + f".restore-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            self.tracker.download(run_id, "outputs", tmp)
-        except Exception:  # nothing logged, or the artifact store is out of reach
-            shutil.rmtree(tmp, ignore_errors=True)
-            return None
-        fetched = tmp / "outputs"
-        if read_manifest(fetched, stage.id) is None:
-            shutil.rmtree(tmp, ignore_errors=True)
-            return None
-        shutil.rmtree(out_dir, ignore_errors=True)
-        fetched.rename(out_dir)
-        shutil.rmtree(tmp, ignore_errors=True)
-        return read_manifest(out_dir, stage.id)
 
     def run_stage(
         self, plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, task, fresh=False
@@ -272,26 +261,17 @@ class Runner:
             if fresh:
                 shutil.rmtree(out_dir, ignore_errors=True)
             out_dir.mkdir(parents=True, exist_ok=True)
-            for stale in (MANIFEST, "_error.txt"):  # the manifest is written last, by a finished attempt
+            for stale in (MANIFEST, ERROR_FILE):  # the manifest is written last, by a finished attempt
                 (out_dir / stale).unlink(missing_ok=True)
-            _write_json(out_dir / CONFIG_FILE, stage.params)
+            write_config(out_dir, stage.params)
             inputs = self._inputs(stage, outcomes)
             config = stage.config if self.show_progress else without_progress_bars(stage.config)
             result = stage.kind.load_run()(config, inputs, out_dir, on_metrics)
             metrics, artifacts = _check_result(result, stage)
             self.tracker.log_metrics(run_id, metrics, last_step[0])
-            relative = {name: _relative(path, out_dir) for name, path in artifacts.items()}
+            relative = {name: relative_path(path, out_dir) for name, path in artifacts.items()}
             seconds = round(time.perf_counter() - started, 3)  # what reusing this stage saves
-            _write_json(
-                out_dir / MANIFEST,
-                {
-                    "stage_id": stage.id,
-                    "run_id": run_id,
-                    "metrics": metrics,
-                    "artifacts": relative,
-                    "seconds": seconds,
-                },
-            )
+            write_manifest(out_dir, stage.id, run_id, metrics, relative, seconds)
             skipped = self._log_outputs(run_id, out_dir, relative, stage.kind.log_artifacts)
             done_tags = {
                 f"{TAG}out_dir": str(out_dir),
@@ -350,19 +330,19 @@ class Runner:
                 skipped.append(name)
                 continue
             if path.is_dir():
-                target = "outputs" if rel == "." else f"outputs/{rel}"
+                target = OUTPUTS if rel == "." else f"{OUTPUTS}/{rel}"
             else:
-                target = str(PurePosixPath("outputs", rel).parent)
+                target = str(PurePosixPath(OUTPUTS, rel).parent)
             self.tracker.log_artifact(run_id, path, target)
-        self.tracker.log_artifact(run_id, out_dir / CONFIG_FILE, "outputs")
-        self.tracker.log_artifact(run_id, out_dir / MANIFEST, "outputs")
+        self.tracker.log_artifact(run_id, out_dir / CONFIG_FILE, OUTPUTS)
+        self.tracker.log_artifact(run_id, out_dir / MANIFEST, OUTPUTS)
         return skipped
 
     def _record_failure(self, run_id: str, out_dir: Path, message: str) -> None:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "_error.txt").write_text(traceback.format_exc())
-            self.tracker.log_artifact(run_id, out_dir / "_error.txt")
+            (out_dir / ERROR_FILE).write_text(traceback.format_exc())
+            self.tracker.log_artifact(run_id, out_dir / ERROR_FILE)
             self.tracker.set_tags(run_id, {f"{TAG}error": message[:4000]})
         except Exception:  # recording the failure must not hide it
             pass
@@ -377,32 +357,6 @@ class Runner:
             pid = int(tags.get(f"{TAG}pid", "0") or 0)
             if pid and pid != os.getpid() and not pid_alive(pid):
                 self.tracker.finish(run.info.run_id, "KILLED")
-
-
-def run_seconds(run) -> float:
-    """How long a finished stage run took: the ``evilm.seconds`` tag (the stage's own time), else the
-    run's start-to-end time (older runs), else 0.0."""
-    tagged = run.data.tags.get(f"{TAG}seconds")
-    try:
-        if tagged:
-            return float(tagged)
-    except ValueError:
-        pass
-    if run.info.end_time and run.info.start_time:
-        return max(0.0, (run.info.end_time - run.info.start_time) / 1000)
-    return 0.0
-
-
-def read_manifest(out_dir: Path, stage_id: str) -> dict | None:
-    try:
-        manifest = json.loads((out_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    if manifest.get("stage_id") != stage_id:
-        return None
-    if not all((out_dir / rel).exists() for rel in manifest.get("artifacts", {}).values()):
-        return None
-    return manifest
 
 
 def summary_table(
@@ -472,14 +426,6 @@ def _check_result(result: Any, stage: PlannedStage) -> tuple[dict[str, float], d
     return metrics, artifacts
 
 
-def _relative(path: Path, out_dir: Path) -> str:
-    path = path.resolve()
-    try:
-        return str(path.relative_to(out_dir.resolve()))
-    except ValueError:  # outside out_dir (the stage broke the contract): keep it absolute
-        return str(path)
-
-
 def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
@@ -498,10 +444,3 @@ def without_progress_bars(config: Any) -> Any:
     if dataclasses.is_dataclass(train) and isinstance(getattr(train, "progress", None), bool):
         changes["train"] = dataclasses.replace(train, progress=False)
     return dataclasses.replace(config, **changes) if changes else config
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
-    return True

@@ -16,7 +16,6 @@ and the close match for a typo.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -25,6 +24,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evilm.config import close_match
 
 Profile = Literal["smoke", "quick", "paper"]
 PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
@@ -41,11 +42,6 @@ class SpecError(ValueError):
         self.path = path
         where = ": ".join(p for p in (self.file, path) if p)
         super().__init__(f"{where}: {message}" if where else message)
-
-
-def close_match(word: str, choices) -> str:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 class _Strict(BaseModel):

@@ -43,8 +43,10 @@ import optuna
 from optuna.storages._heartbeat import BaseHeartbeat  # RDB storages; journal files have no heartbeat
 from optuna.trial import TrialState
 
+from evilm.files import atomic_write_text
+from evilm.processes import pid_alive
 from experiments.plan import Layer, Variant, build_plan, profile_layers
-from experiments.report import TrialRecord, header, plot_sweep, sweep_markdown
+from experiments.reporting import TrialRecord, header, plot_sweep, sweep_markdown
 from experiments.runner import Runner
 from experiments.specs import SearchParam, SweepSpec, load_pipeline
 from experiments.stages import StageKind
@@ -432,7 +434,7 @@ class Sweep:
         ]
         text = sweep_markdown(self.spec, self.profile, records, lines, png.name if drew else None)
         path = reports_dir / f"{stem}.md"
-        path.write_text(text)
+        atomic_write_text(path, text)
         if self._parent:
             self.tracker.log_artifact(self._parent, path, "report")
             if drew:
@@ -441,12 +443,4 @@ class Sweep:
 
 
 def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
+    return pid > 0 and pid_alive(pid)  # 0: no pid recorded (os.kill(0) would signal our own group)

@@ -114,6 +114,20 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^/\w.\- ]", "_", str(name).replace("@", "_at_"))
 
 
+def run_seconds(run) -> float:
+    """How long a finished stage run took: the ``evilm.seconds`` tag (the stage's own time), else the
+    run's start-to-end time (older runs), else 0.0."""
+    tagged = run.data.tags.get(f"{TAG}seconds")
+    try:
+        if tagged:
+            return float(tagged)
+    except ValueError:
+        pass
+    if run.info.end_time and run.info.start_time:
+        return max(0.0, (run.info.end_time - run.info.start_time) / 1000)
+    return 0.0
+
+
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dicts as one level with dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
     out: dict[str, Any] = {}

@@ -11,7 +11,8 @@ import shutil
 
 import pytest
 
-from experiments.cli import EXIT_OK, _table_plan, main
+from experiments.cli import EXIT_OK, main
+from experiments.commands import table_plan
 from experiments.specs import load_spec, specs_dir
 from experiments.tracking import TAG, Tracker, metric_key
 
@@ -39,7 +40,7 @@ def test_table2_smoke_through_the_cli(tmp_path, template_store, monkeypatch, cap
     assert "table2 (smoke) wall time:" in out and "this run; stage compute" in out
 
     spec = load_spec("table2", specs_dir())
-    plan = _table_plan(spec, specs_dir(), "smoke", [0], {})
+    plan = table_plan(spec, specs_dir(), "smoke", [0], {})
     assert sorted(s.name for s in plan.stages.values()) == sorted(
         ["data", "tokenizer", "pretrain", "msrvtt_ret", "didemo_ret"]
     )

@@ -93,3 +93,16 @@ def test_required_input_removed_is_an_error(specs):
     with pytest.raises(SpecError) as err:
         plan_for(specs)
     assert "needs input 'data'" in str(err.value)
+
+
+def test_kinds_needed_are_those_the_columns_read_and_their_upstream(specs):
+    from experiments.plan import kinds_needed
+
+    (specs / "tokonly.yaml").write_text(
+        "kind: table\ntitle: Usage only\nbase: fake\ncolumns:\n"
+        "  - {id: usage, label: Usage, stage: tokenizer, metric: usage}\nrows:\n  - {id: a, label: A}\n"
+    )
+    assert kinds_needed(load_spec("tokonly", specs), specs) == ["data", "tokenizer"]
+    assert kinds_needed(load_spec("faketable", specs), specs) == ["data", "tokenizer", "pretrain", "downstream"]
+    # a sweep needs every kind of its pipeline
+    assert kinds_needed(load_spec("fakesweep", specs), specs) == ["data", "tokenizer", "pretrain", "downstream"]

@@ -160,7 +160,8 @@ def test_unfinished_attempt_keeps_its_files_for_resuming_but_force_starts_fresh(
 def test_stage_seconds_are_recorded_and_carried_by_reuse(specs, runner, tracker):
     import json
 
-    from experiments.runner import MANIFEST, run_seconds
+    from experiments.manifests import MANIFEST
+    from experiments.tracking import run_seconds
 
     first = runner.execute(plan_for(specs), "faketable")
     pretrain = next(o for o in first.values() if o.stage.name == "pretrain")

@@ -2,7 +2,7 @@ import numpy as np
 from conftest import FAKE_KINDS
 
 from experiments.plan import build_plan, table_variants
-from experiments.report import collect, markdown_table, paper_number, write_table_report
+from experiments.reporting import collect, markdown_table, paper_number, write_table_report
 from experiments.specs import load_spec
 from experiments.stats import diff_interval, reproduced, verdict_of
 
@@ -82,7 +82,7 @@ def test_markdown_helpers():
 
 
 def test_item_values_layouts():
-    from experiments.report import item_values
+    from experiments.reporting import item_values
 
     assert item_values({"accuracy": [1, 0, 1, 1]}, "accuracy", 0.75).tolist() == [1, 0, 1, 1]
     tasks = {"metric": "correct", "items": [{"index": 1, "correct": 0}, {"index": 0, "correct": 1}]}
@@ -97,7 +97,7 @@ def test_item_values_layouts():
 
 
 def test_figure_plots(tmp_path):
-    from experiments.report import Cell, Measured, plot_figure
+    from experiments.reporting import Cell, Measured, plot_figure
     from experiments.specs import FigureSpec
 
     rows = [
@@ -130,7 +130,7 @@ def test_figure_plots(tmp_path):
 
 
 def test_durations_and_timing_words():
-    from experiments.report import Timing, format_duration
+    from experiments.reporting import Timing, format_duration
 
     assert [format_duration(s) for s in (0.44, 42.4, 192, 840, 7500)] == [
         "0.4 s",
@@ -146,7 +146,7 @@ def test_durations_and_timing_words():
 
 
 def test_index_lists_every_report_with_its_verdicts(specs, runner, tracker, tmp_path):
-    from experiments.report import Timing, read_summary, write_index
+    from experiments.reporting import Timing, read_summary, write_index
 
     reports = tmp_path / "reports"
     spec, plan = plan_for(specs, [0, 1])
@@ -190,7 +190,7 @@ def test_index_lists_every_report_with_its_verdicts(specs, runner, tracker, tmp_
 
 
 def test_sweep_summary_names_ties_and_the_spread_instead_of_a_winner():
-    from experiments.report import TrialRecord, sweep_summary
+    from experiments.reporting import TrialRecord, sweep_summary
 
     spec = load_spec("mask_ratio")  # the shipped sweep: maximize, the paper's choice is ratio 0.4
     tied = [TrialRecord(i, "COMPLETE", {"pretrain.mask.ratio": r}, [v])

@@ -1,0 +1,49 @@
+import json
+import shutil
+
+from conftest import FAKE_KINDS
+
+from experiments.manifests import MANIFEST, read_manifest, relative_path, run_artifact, write_manifest
+
+
+def test_a_manifest_is_read_back_only_for_its_stage_with_its_artifacts(tmp_path):
+    (tmp_path / "model.pt").write_text("weights")
+    write_manifest(tmp_path, "abc", "run1", {"loss": 0.5}, {"model": "model.pt"}, 1.25)
+    manifest = read_manifest(tmp_path, "abc")
+    assert manifest == {
+        "stage_id": "abc",
+        "run_id": "run1",
+        "metrics": {"loss": 0.5},
+        "artifacts": {"model": "model.pt"},
+        "seconds": 1.25,
+    }
+    assert json.loads((tmp_path / MANIFEST).read_text()) == manifest
+    assert read_manifest(tmp_path, "other") is None  # another stage's folder
+    (tmp_path / "model.pt").unlink()
+    assert read_manifest(tmp_path, "abc") is None  # an artifact is gone: not reusable
+    assert read_manifest(tmp_path / "missing", "abc") is None
+
+
+def test_relative_paths_stay_absolute_outside_the_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert relative_path(out / "sub" / "f.json", out) == "sub/f.json"
+    assert relative_path(tmp_path / "elsewhere.json", out) == str((tmp_path / "elsewhere.json").resolve())
+
+
+def test_a_finished_runs_artifacts_are_found_in_its_folder_or_fetched(specs, runner, tracker):
+    from experiments.plan import build_plan, table_variants
+    from experiments.specs import load_spec
+
+    spec = load_spec("faketable", specs)
+    plan = build_plan(spec.name, table_variants(spec, specs, "smoke", {}), "smoke", [0], FAKE_KINDS)
+    outcomes = runner.execute(plan, "faketable")
+    qa = next(o for o in outcomes.values() if o.stage.name == "qa")
+    run = tracker.finished_run(qa.stage.id)
+    local = run_artifact(tracker, run, "per_item")
+    assert local == qa.artifacts["per_item"] and run_artifact(tracker, run, "nothing") is None
+    text = local.read_text()
+    shutil.rmtree(tracker.runs_dir)  # another machine's run: only MLflow has the files
+    assert run_artifact(tracker, run, "per_item", fetch=False) is None
+    fetched = run_artifact(tracker, run, "per_item")
+    assert fetched is not None and fetched.read_text() == text
