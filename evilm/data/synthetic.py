@@ -55,7 +55,7 @@ from evilm.data.world_annotations import Context, write_annotations
 from evilm.processes import pid_alive
 from evilm.stage import MetricsCallback, StageResult, report
 
-GENERATOR_VERSION = 2  # bump when the output of the same settings changes
+GENERATOR_VERSION = 3  # bump when the output of the same settings changes
 
 
 @dataclass
@@ -335,8 +335,33 @@ def plan_world(config: WorldConfig) -> list[Clip]:
 # --- rendering (in worker processes) -----------------------------------------------------------
 
 
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """An RGB frame ``uint8 (H, W, 3)`` as planar YUV 4:2:0 ``uint8 (3H/2, W)`` (BT.601, limited range).
+
+    Done here rather than by the encoder: FFmpeg's swscale conversion gave different bytes for the
+    same frame from one call to the next under load, and so did the videos; numpy's is exact.
+    """
+    height, width = frame.shape[:2]
+    if height % 2 or width % 2:
+        raise ValueError(f"4:2:0 needs an even frame size, got {width}x{height}")
+    r, g, b = (frame[..., k].astype(np.float32) for k in range(3))
+    y = 16 + 0.256788 * r + 0.504129 * g + 0.097906 * b
+    u = 128 - 0.148223 * r - 0.290993 * g + 0.439216 * b
+    v = 128 + 0.439216 * r - 0.367788 * g - 0.071427 * b
+
+    def half(plane):
+        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8).reshape(-1) for p in (y, half(u), half(v))]
+    return np.concatenate(planes).reshape(height * 3 // 2, width)
+
+
 def encode_mp4(frames: np.ndarray, path: Path, fps: int, crf: int) -> None:
-    """H.264 (libx264, yuv420p), one encoder thread, written under a temporary name first."""
+    """H.264 (libx264, yuv420p), one encoder thread, written under a temporary name first.
+
+    The same frames give the same bytes: the colour conversion is ``rgb_to_yuv420p``, x264 runs one
+    thread without its macroblock-tree lookahead, and every picture has its timestamp.
+    """
     import av
 
     tmp = path.with_name(path.name + ".part")
@@ -344,9 +369,14 @@ def encode_mp4(frames: np.ndarray, path: Path, fps: int, crf: int) -> None:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        # One thread and no macroblock-tree lookahead: with it, this x264 gave different bytes for the
+        # same frames from one call to the next (tests/data/test_synthetic.py).
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1",
+                          "x264-params": "mbtree=0:rc-lookahead=0"}
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+            picture.pts = index
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
