@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evilm.data.records import DataError
+from evilm.files import atomic_write_text
 
 OOV = "[OOV]"
 
@@ -70,11 +71,7 @@ class AnswerVocab:
         return sum(not self.is_oov(a) for a in answers) / max(1, len(answers))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"answers": self.answers, "oov": OOV}, indent=0))
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps({"answers": self.answers, "oov": OOV}, indent=0))
 
     @classmethod
     def load(cls, path: str | Path) -> AnswerVocab:
