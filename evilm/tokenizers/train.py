@@ -1,9 +1,9 @@
 """Stage 1: train a video tokenizer.
 
 ``train_tokenizer`` is the loop (``evilm.train.engine``: AdamW with a warm-up, then cosine
-decay; a progress bar, losses and codebook usage per epoch). ``run`` is the stage: it builds the data set from
-``inputs["data"]``, trains, saves the tokenizer as one file for the next stage,
-and labels every clip once (``codes.pt``) so pretraining can read cached targets.
+decay; a progress bar, losses and codebook usage per epoch). ``run`` is the stage: it builds
+the data set from ``inputs["data"]``, trains, saves the tokenizer as one file for the next
+stage, and labels every clip once (``codes.pt``) so pretraining can read cached targets.
 """
 
 from __future__ import annotations

@@ -54,8 +54,9 @@ def test_saved_file_keeps_only_what_encode_needs(smoke_config, tmp_path):
     assert not any(k.startswith(("decoder.", "head.")) for k in keys)
 
 
-def test_name_and_word_loss_are_saved(tmp_path):
-    cfg = preset_config("smoke", {"name": "pixel_dvae", "semantic": {"vocab_size": 12, "word_loss": "bce"}})
+def test_the_name_picks_the_tokenizer_and_is_saved_with_the_word_loss(tmp_path):
+    cfg = preset_config("smoke", {"semantic": {"vocab_size": 12, "word_loss": "bce"}})
+    assert type(create_tokenizer("pixel_dvae", cfg)).__name__ == "DVAETokenizer"
     tok = create_tokenizer("semantic", cfg)
     assert tok.cfg.name == "semantic" and tok.cfg.semantic.word_loss == "bce"
     loaded = load_tokenizer(save_tokenizer(tok, tmp_path / "t.pt"))
