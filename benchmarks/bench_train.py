@@ -5,7 +5,7 @@
 
 1. Pretraining throughput (clips/s) of one full step (MLM + VTM + MVM: masked pass,
    clean pass on matched and mismatched pairs, backward, clipping, AdamW), through
-   ``evilm.train.pretrain.pretrain`` on the generated world's WebVid clips, and the
+   ``evilm.pretrain.loop.pretrain`` on the generated world's WebVid clips, and the
    fraction of step time spent waiting for data, in three data settings:
    - ``fixed, cold``: evaluation-mode frames decoded in the training process (the
      ``quick`` preset's first epoch);
@@ -42,12 +42,12 @@ from pathlib import Path
 import torch
 
 from evilm.data import TextTokenizer, WorldConfig, build_dataset, generate_world, load_benchmark, text_corpus
+from evilm.data.loading import BatchCollator, CachedClips, frame_config
 from evilm.models import create_model
+from evilm.pretrain import EViLMForPretraining, PretrainConfig, pretrain
 from evilm.tasks.metrics import retrieval_metrics, retrieval_ranks
 from evilm.tasks.retrieval import RetrievalModel
-from evilm.train.data import BatchCollator, CachedClips, frame_config
-from evilm.train.optim import OptimConfig
-from evilm.train.pretrain import EViLMForPretraining, PretrainConfig, pretrain
+from evilm.train.config import OptimConfig
 
 BATCH = {"quick": 16, "paper": 8}
 

@@ -76,13 +76,13 @@ def main() -> None:
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
 
+    from evilm.pretrain.config import pretrain_config
+    from evilm.pretrain.stage import run as run_pretrain
     from evilm.tasks import task_config
     from evilm.tasks.qa import run as run_qa
     from evilm.tasks.retrieval import run as run_retrieval
     from evilm.tokenizers import preset_config as tokenizer_preset
     from evilm.tokenizers.train import run as run_tokenizer
-    from evilm.train.pretrain import pretrain_config
-    from evilm.train.pretrain import run as run_pretrain
 
     args.out.mkdir(parents=True, exist_ok=True)
     world, _ = generate_world(WorldConfig(profile="quick", progress=args.progress), args.world_root)

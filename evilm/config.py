@@ -4,11 +4,13 @@ Each module owns a small ``@dataclass`` config. ``from_dict`` builds one from a
 plain mapping (a YAML spec, ``--set`` overrides) and fails with one clear
 ``ConfigError`` that names the key path, what is allowed and the closest match
 for a typo. ``to_dict`` / ``merge`` go the other way, so a resolved config can be
-hashed, logged and rebuilt.
+hashed, logged and rebuilt. ``from_preset`` gives a named profile's config (every preset
+function of the library goes through it).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -31,6 +33,22 @@ def close_match(word: str, choices) -> str:
     """A ' (did you mean ...?)' suffix for a typo, or ''."""
     match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def pick(table: Mapping[str, T], name: str, key: str, what: str | None = None) -> T:
+    """``table[name]``, or a ``ConfigError`` at ``key`` naming the unknown ``what``, the closest
+    match and the known names."""
+    if name not in table:
+        raise ConfigError(key, f"unknown {what or key} '{name}'{close_match(name, table)}; known: {', '.join(table)}")
+    return table[name]
+
+
+def from_preset(cls: type[T], presets: Mapping[str, Mapping[str, Any]], name: str,
+                overrides: Mapping[str, Any] | None = None, key: str = "profile") -> T:
+    """The ``cls`` config of preset ``name`` (a mapping of its non-default keys) with ``overrides``
+    (nested or dotted keys) applied and validated; an unknown name fails at ``key``."""
+    preset = pick(presets, name, key)
+    return from_dict(cls, deep_update(copy.deepcopy(dict(preset)), overrides or {}))
 
 
 def _convert(value: Any, tp: Any, path: str) -> Any:

@@ -105,10 +105,10 @@ def data_root(config: DataRootConfig, inputs, out_dir, on_metrics=None):
 
 
 def _task_preset(task: str) -> Callable:
-    """The profile's fine-tuning settings for a downstream task (``evilm.tasks.task_config``)."""
+    """The profile's fine-tuning settings for a downstream task (``evilm.tasks.config.task_config``)."""
 
     def preset(profile: str):
-        from evilm.tasks import task_config
+        from evilm.tasks.config import task_config
 
         return task_config(task, profile)
 
@@ -146,12 +146,14 @@ STAGE_KINDS: dict[str, StageKind] = {
         StageKind("data_root", run=data_root, config=DataRootConfig, version="1", seed_key="", ignore=()),
         # A video tokenizer (semantic VQ with focal/BCE loss, pixel dVAE, perceptual VQ), and the
         # codes of every clip for cached MVM targets.
+        # version 3: trained by evilm.train.engine (no weight decay on biases and norm weights, the
+        # shared warm-up + cosine schedule); the semantic word loss is the key semantic.word_loss
         StageKind(
             "tokenizer",
             run="evilm.tokenizers.train:run",
             config="evilm.tokenizers.config:TokenizerConfig",
             inputs={"data": Input(_DATA_KINDS, artifact="world")},
-            version="2",
+            version="3",
             seed_key="train.seed",
             preset="evilm.tokenizers.config:preset_config",
             ignore=("data.num_workers", "data.frame_cache"),
@@ -159,15 +161,15 @@ STAGE_KINDS: dict[str, StageKind] = {
         # VL pre-training (MLM + VTM + MVM); MVM needs the tokenizer (online) or its codes (cached).
         StageKind(
             "pretrain",
-            run="evilm.train.pretrain:run",
-            config="evilm.train.pretrain:PretrainConfig",
+            run="evilm.pretrain.stage:run",
+            config="evilm.pretrain.config:PretrainConfig",
             inputs={
                 "data": Input(_DATA_KINDS, artifact="world"),
                 "tokenizer": Input(("tokenizer",), artifact="tokenizer", required=False),
                 "codes": Input(("tokenizer",), artifact="codes", required=False),
             },
             version="2",
-            preset="evilm.train.pretrain:pretrain_config",
+            preset="evilm.pretrain.config:pretrain_config",
             # resume/checkpoint_every: how, not what (a resumed run continues in the same out_dir)
             ignore=("progress", "num_workers", "log_every", "resume", "checkpoint_every", "frame_cache"),
         ),
@@ -176,7 +178,7 @@ STAGE_KINDS: dict[str, StageKind] = {
             StageKind(
                 task,
                 run=f"evilm.tasks.{module}:run",
-                config=f"evilm.tasks.{module}:{config}",
+                config=f"evilm.tasks.config:{config}",
                 inputs=_TASK_INPUTS,
                 version="2",
                 seed_key="train.seed",

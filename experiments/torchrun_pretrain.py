@@ -2,14 +2,15 @@
 
 torchrun starts one process per GPU (or per CPU worker) and sets RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR and MASTER_PORT; this entry point reads them (the ``evilm`` library never reads the
-environment), joins the process group, and every rank runs the stage (``evilm.train.pretrain.run``,
-or a task of ``evilm.tasks.STAGES`` chosen by ``--stage``) with the same config and inputs.
+environment), joins the process group, and every rank runs the stage (``evilm.pretrain.stage.run``,
+or ``evilm.tasks.<task>.run`` for the task chosen by ``--stage``) with the same config and inputs.
 See ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -43,8 +44,8 @@ one process per GPU, on one or many nodes.
   # without torchrun: one process, the same code path
   python -m experiments.torchrun_pretrain --profile smoke --data ... --tokenizer ... --out /tmp/one
 
-The config is the profile's preset (pretraining: evilm.train.pretrain.PRESETS; a task: its
-config with the profile's fine-tuning settings, evilm.tasks.task_config), then --config (a JSON
+The config is the profile's preset (pretraining: evilm.pretrain.config.PRESETS; a task: its
+config with the profile's fine-tuning settings, evilm.tasks.config.task_config), then --config (a JSON
 or YAML file of overrides, nested or dotted keys, e.g. {"mask.ratio": 0.5}), then --set.
 batch_size (a task's train.batch_size) is the GLOBAL batch: each of W ranks takes batch_size / W
 items (an error if it does not divide), so W ranks train on exactly what one process with
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     dist_cfg = dist_config_from_env(dict(os.environ if env is None else env), args.backend)
 
     from evilm.config import ConfigError, to_dict
+    from evilm.files import atomic_write_json
     from evilm.train import distributed as D
 
     pretraining = args.stage == "pretrain"
@@ -176,17 +178,18 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     overrides = load_overrides(args)
     try:
         if pretraining:
-            from evilm.train.pretrain import pretrain_config, run
+            from evilm.pretrain.config import pretrain_config
 
             cfg = pretrain_config(args.profile, overrides)
             settings = cfg
+            module = "evilm.pretrain.stage"
         else:
-            from evilm.tasks import STAGES as TASKS
-            from evilm.tasks import task_config
+            from evilm.tasks.config import task_config
 
             cfg = task_config(args.stage, args.profile, overrides)
-            run = TASKS[args.stage][1]
             settings = cfg.train
+            module = f"evilm.tasks.{args.stage}"  # (a task's module is named after it)
+        run = importlib.import_module(module).run
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
             args.out.mkdir(parents=True, exist_ok=True)
             resolved = {"stage": args.stage, "profile": args.profile, "world_size": dist_cfg.world_size,
                         "config": to_dict(cfg)}
-            (args.out / "_config.json").write_text(json.dumps(resolved, indent=2, sort_keys=True))
+            atomic_write_json(args.out / "_config.json", resolved, indent=2)
 
         def on_metrics(metrics: dict[str, float], step: int) -> None:  # called on rank 0 only
             with log.open("a") as f:

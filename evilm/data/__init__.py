@@ -6,19 +6,26 @@
 - ``evilm.data.synthetic``: the generated world (``WorldConfig``, ``generate_world``, stage ``run``).
 - ``evilm.data.catalog``: named benchmarks from a world or a real root (``load_benchmark``).
 - ``evilm.data.datasets``: torch datasets and loaders (``build_dataset``, ``make_loader``).
+- ``evilm.data.frame_cache``: where evaluation clips are decoded once for every stage.
+- ``evilm.data.loading``: what the training stages share (text tokenizer, ``CachedClips``, ``BatchCollator``).
+
+The names below are imported on first use (``evilm.lazy``): importing this package loads nothing.
 """
 
-from evilm.data.answers import AnswerVocab
-from evilm.data.catalog import BENCHMARKS, Benchmark, load_benchmark, text_corpus
-from evilm.data.datasets import DataConfig, VideoDataset, VideoLoader, build_dataset, make_loader
-from evilm.data.records import ClassItem, DataError, MCItem, QAItem, SceneInfo, VideoText
-from evilm.data.synthetic import WorldConfig, generate_world, load_scenes, scene_labels
-from evilm.data.text import TextTokenizer, mask_tokens
-from evilm.data.video import FrameConfig, VideoReadError, load_clip, sample_frame_indices
+from evilm.lazy import lazy_exports
 
-__all__ = [
-    "AnswerVocab", "BENCHMARKS", "Benchmark", "ClassItem", "DataConfig", "DataError", "FrameConfig", "MCItem",
-    "QAItem", "SceneInfo", "TextTokenizer", "VideoDataset", "VideoLoader", "VideoReadError", "VideoText",
-    "WorldConfig", "build_dataset", "generate_world", "load_benchmark", "load_clip", "load_scenes",
-    "make_loader", "mask_tokens", "sample_frame_indices", "scene_labels", "text_corpus",
-]
+_EXPORTS = {
+    "AnswerVocab": "evilm.data.answers",
+    **dict.fromkeys(["BENCHMARKS", "Benchmark", "load_benchmark", "text_corpus"], "evilm.data.catalog"),
+    **dict.fromkeys(["DataConfig", "VideoDataset", "VideoLoader", "build_dataset", "make_loader"],
+                    "evilm.data.datasets"),
+    **dict.fromkeys(["FRAME_CACHE", "frame_cache_dir"], "evilm.data.frame_cache"),
+    **dict.fromkeys(["BatchCollator", "CachedClips", "build_text_tokenizer", "frame_config", "records_of",
+                     "resolve_text_tokenizer"], "evilm.data.loading"),
+    **dict.fromkeys(["ClassItem", "DataError", "MCItem", "QAItem", "SceneInfo", "VideoText"], "evilm.data.records"),
+    **dict.fromkeys(["WorldConfig", "generate_world", "load_scenes", "scene_labels"], "evilm.data.synthetic"),
+    **dict.fromkeys(["TextTokenizer", "mask_tokens"], "evilm.data.text"),
+    **dict.fromkeys(["FrameConfig", "VideoReadError", "load_clip", "sample_frame_indices"], "evilm.data.video"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

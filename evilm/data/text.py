@@ -22,6 +22,7 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
 from evilm.data.records import DataError
+from evilm.files import atomic_write
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
@@ -88,12 +89,7 @@ class TextTokenizer:
 
     def save(self, path: str | Path) -> Path:
         """Write the tokenizer (the ``tokenizers`` JSON) atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        self._tok.save(str(tmp))
-        tmp.replace(path)
-        return path
+        return atomic_write(path, lambda tmp: self._tok.save(str(tmp)))
 
     @classmethod
     def load(cls, path: str | Path) -> TextTokenizer:

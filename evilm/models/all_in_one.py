@@ -18,7 +18,7 @@ from torch import nn
 from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertEmbeddings
 
-from evilm.config import ConfigError, close_match
+from evilm.config import from_preset
 
 
 @dataclass
@@ -32,16 +32,14 @@ class AllInOneConfig:
 
 
 ALL_IN_ONE_PRESETS = {
-    "all_in_one_t": AllInOneConfig(vit="deit_tiny_patch16_224"),
-    "all_in_one_s": AllInOneConfig(vit="deit_small_patch16_224"),
-    "all_in_one_b": AllInOneConfig(vit="vit_base_patch16_224"),
+    "all_in_one_t": {"vit": "deit_tiny_patch16_224"},
+    "all_in_one_s": {"vit": "deit_small_patch16_224"},
+    "all_in_one_b": {"vit": "vit_base_patch16_224"},
 }
 
 
 def all_in_one_config(name: str) -> AllInOneConfig:
-    if name not in ALL_IN_ONE_PRESETS:
-        raise ConfigError("baseline", f"unknown baseline '{name}'{close_match(name, ALL_IN_ONE_PRESETS)}")
-    return ALL_IN_ONE_PRESETS[name]
+    return from_preset(AllInOneConfig, ALL_IN_ONE_PRESETS, name, key="baseline")
 
 
 class AllInOne(nn.Module):

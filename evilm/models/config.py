@@ -1,17 +1,17 @@
-"""Typed configurations for E-ViLM and its named presets.
+"""Typed configurations for E-ViLM and its named presets (no torch or timm here).
 
 Every size of the model comes from here. ``PRESETS`` holds three scales that share
 one code path: ``smoke`` (tests), ``quick`` (the default, a laptop CPU) and
-``paper`` (Section 4.1 of the paper).
+``paper`` (Section 4.1 of the paper). The backbone's timm name is checked when the
+model is built (``evilm.models.video_encoder.create_backbone``).
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from evilm.config import ConfigError, close_match, from_dict, merge
+from evilm.config import ConfigError, from_preset
 
 
 @dataclass
@@ -60,13 +60,6 @@ NUM_SPECIAL_TOKENS = 5  # [PAD] [UNK] [CLS] [SEP] [MASK], see docs/design.md
 
 def validate(cfg: EViLMConfig) -> None:
     """Fail early, naming the field, on configurations that cannot be built."""
-    import timm  # local import: keeps `evilm.config` users free of timm's import time
-
-    if cfg.video.backbone not in timm.list_models():
-        raise ConfigError(
-            "video.backbone",
-            f"unknown timm model '{cfg.video.backbone}'{close_match(cfg.video.backbone, timm.list_models())}",
-        )
     if cfg.decoder.width % cfg.decoder.num_heads:
         raise ConfigError(
             "decoder.width",
@@ -124,7 +117,4 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset_config(name: str, overrides: dict[str, Any] | None = None) -> EViLMConfig:
     """The named preset with ``overrides`` (nested or dotted keys) applied and validated."""
-    if name not in PRESETS:
-        raise ConfigError("preset", f"unknown preset '{name}'{close_match(name, PRESETS)}; known: {', '.join(PRESETS)}")
-    base = from_dict(EViLMConfig, copy.deepcopy(PRESETS[name]), path="")
-    return merge(base, overrides)
+    return from_preset(EViLMConfig, PRESETS, name, overrides, key="preset")

@@ -12,14 +12,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evilm.config import ConfigError, close_match
 from evilm.models.config import EViLMConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def create_backbone(name: str, checkpoint: str | None = None, drop_path_rate: float = 0.0) -> nn.Module:
-    """A randomly initialised timm backbone; weights come only from a local file."""
+def create_backbone(name: str, checkpoint: str | None = None, drop_path_rate: float = 0.0,
+                    key: str = "video.backbone") -> nn.Module:
+    """A randomly initialised timm backbone; weights come only from a local file.
+
+    An unknown name fails with a ``ConfigError`` at ``key`` (the config key that named it).
+    """
+    known = timm.list_models()
+    if name not in known:
+        raise ConfigError(key, f"unknown timm model '{name}'{close_match(name, known)}")
     model = timm.create_model(name, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate)
     if checkpoint:
         # timm's loader understands the usual wrappers ('state_dict', 'model', EMA...).

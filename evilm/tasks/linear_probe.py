@@ -9,39 +9,22 @@ stored features; the result is top-1 accuracy on the test clips.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from evilm.config import ConfigError
-from evilm.models import EViLM, LinearProbe
+from evilm.data.catalog import load_benchmark
+from evilm.models.evilm import EViLM
+from evilm.models.heads import LinearProbe
 from evilm.stage import MetricsCallback, StageResult, report
-from evilm.tasks.common import FinetuneSettings, eval_batches, finish, gather_tensor, load_start, make_dataset
+from evilm.tasks.config import FinetuneSettings, LinearProbeConfig
+from evilm.tasks.finetune import eval_batches, finish, load_start, make_dataset
 from evilm.train import distributed as D
 from evilm.train.checkpoint import derived_seed, generator_for
-from evilm.train.optim import OptimConfig, create_optimizer, create_scheduler
-from evilm.train.pretrain import NonFiniteLossError, resolve_device
-
-PROBE_BENCHMARKS = ("hmdb51", "k400")
-
-
-@dataclass
-class LinearProbeConfig:
-    benchmark: str = "hmdb51"
-    pool: Literal["mean", "cls"] = "mean"  # mean of the fused video tokens, or the video-only CLS
-    probe_epochs: int = 100  # passes over the stored features
-    probe_batch_size: int = 64
-    probe_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-2, weight_decay=1e-4, warmup_ratio=0.0))
-    train: FinetuneSettings = field(default_factory=FinetuneSettings)  # model, frames, device, seed, eval batch
-
-    def __post_init__(self):
-        if self.benchmark not in PROBE_BENCHMARKS:
-            raise ConfigError("benchmark", f"'{self.benchmark}' is not a linear-probe benchmark: {', '.join(PROBE_BENCHMARKS)}")
-        if self.probe_epochs < 1 or self.probe_batch_size < 1:
-            raise ConfigError("probe_epochs", "probe_epochs and probe_batch_size must be >= 1")
+from evilm.train.engine import Engine, check_finite
+from evilm.train.runtime import resolve_device
 
 
 @torch.no_grad()
@@ -59,9 +42,9 @@ def extract_features(backbone: EViLM, dataset: Any, settings: FinetuneSettings, 
         labels.append(batch["label"].cpu())
         rows.extend(batch["index"].tolist())
     if D.is_distributed():  # (a rank's part may be empty or unreadable)
-        feats = [gather_tensor(torch.cat(feats) if feats else torch.zeros(0, backbone.width), device)]
-        labels = [gather_tensor(torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long), device)]
-        rows = gather_tensor(torch.tensor(rows, dtype=torch.long), device).tolist()
+        feats = [D.gather_rows(torch.cat(feats) if feats else torch.zeros(0, backbone.width))]
+        labels = [D.gather_rows(torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long))]
+        rows = D.gather_rows(torch.tensor(rows, dtype=torch.long)).tolist()
         feats, labels = [f for f in feats if len(f)], [y for y in labels if len(y)]
     if not feats:
         raise ValueError(f"{description}: no clip could be read")
@@ -75,19 +58,16 @@ def train_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int, 
     x = (features - mean) / std
     torch.manual_seed(derived_seed(seed, "probe init"))
     probe = LinearProbe(features.shape[1], num_classes)
-    optimizer = create_optimizer(probe, cfg.probe_optim)
     steps_per_epoch = math.ceil(len(x) / cfg.probe_batch_size)
-    scheduler = create_scheduler(optimizer, cfg.probe_epochs * steps_per_epoch, cfg.probe_optim)
+    engine = Engine(probe, cfg.probe_optim, cfg.probe_epochs * steps_per_epoch)
     for epoch in range(cfg.probe_epochs):
         order = torch.randperm(len(x), generator=generator_for(seed, "probe order", epoch))
         for idx in order.split(cfg.probe_batch_size):
             loss = F.cross_entropy(probe(x[idx]), labels[idx])
-            if not math.isfinite(loss.item()):
-                raise NonFiniteLossError(epoch + 1, "linear probe loss", loss.item())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            check_finite(epoch + 1, {"linear probe loss": loss.item()})
+            engine.zero_grad()
+            engine.backward(loss)
+            engine.step()
     with torch.no_grad():  # fold the standardisation in: probe(features) works on raw features
         probe.fc.weight.div_(std)
         probe.fc.bias.sub_(probe.fc.weight @ mean)
@@ -102,8 +82,6 @@ def run(config: LinearProbeConfig, inputs: dict[str, Any], out_dir: str | Path,
     Under torch.distributed the ranks share the feature extraction; every rank trains the same probe
     on all the features (cheap, deterministic); rank 0 writes the files and reports the metrics.
     """
-    from evilm.data import load_benchmark
-
     settings = config.train
     bench = load_benchmark(config.benchmark, inputs["data"])
     classes = bench.classes

@@ -11,11 +11,10 @@ under a random order of tied items).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 
-TieRule = Literal["pessimistic", "optimistic", "mean"]
+from evilm.tasks.config import TieRule
 
 
 def accuracy(predictions: torch.Tensor, targets: torch.Tensor) -> float:

@@ -13,47 +13,25 @@ is right only when the right option scores strictly higher than every other.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evilm.config import ConfigError
-from evilm.data import MCItem, load_benchmark
-from evilm.models import EViLM, MCHead, VTMHead
+from evilm.data.catalog import load_benchmark
+from evilm.data.records import MCItem
+from evilm.models.evilm import EViLM
+from evilm.models.heads import MCHead, VTMHead
 from evilm.stage import MetricsCallback, StageResult, report
-from evilm.tasks.common import (
-    FinetuneSettings,
-    eval_batches,
-    finetune,
-    finish,
-    gather_items,
-    load_start,
-    make_dataset,
-)
+from evilm.tasks.config import MCConfig
+from evilm.tasks.finetune import eval_batches, finetune, finish, load_start, make_dataset
 from evilm.train import distributed as D
 from evilm.train.checkpoint import derived_seed
-from evilm.train.pretrain import resolve_device
+from evilm.train.runtime import resolve_device
 
-MC_BENCHMARKS = ("msrvtt_mc", "tgif_action", "tgif_transition")
 TRAIN_FROM = {"msrvtt_mc": "msrvtt_ret"}  # benchmarks without a training split
-
-
-@dataclass
-class MCConfig:
-    benchmark: str = "msrvtt_mc"
-    mode: Literal["finetune", "zero_shot"] = "finetune"
-    num_options: int = 5  # options per training item made from captions (MSRVTT-MC)
-    train: FinetuneSettings = field(default_factory=FinetuneSettings)
-
-    def __post_init__(self):
-        if self.benchmark not in MC_BENCHMARKS:
-            raise ConfigError("benchmark", f"'{self.benchmark}' is not a multiple-choice benchmark: {', '.join(MC_BENCHMARKS)}")
-        if self.num_options < 2:
-            raise ConfigError("num_options", f"must be >= 2, got {self.num_options}")
 
 
 class MCModel(nn.Module):
@@ -104,7 +82,7 @@ def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
     """Stage: zero-shot (VTM head) or fine-tuned multiple choice; accuracy on the test items.
 
     Inputs: ``data`` (root), ``pretrained`` (model.pt; required for zero-shot), ``text_tokenizer`` (optional).
-    Under torch.distributed every rank runs it (``evilm.tasks.common``): the accuracy is over every
+    Under torch.distributed every rank runs it (``evilm.tasks.finetune``): the accuracy is over every
     rank's test items; rank 0 writes the files and reports the metrics.
     """
     settings = config.train
@@ -151,7 +129,7 @@ def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
                 rows.append({"index": index, "correct": int(is_correct(scores[i], answer)),
                              "predicted": predicted, "answer": test_records[index].answer,
                              "scores": [round(float(s), 5) for s in scores[i]]})
-    rows = gather_items(rows)  # every rank's items, in the test set's order
+    rows = D.gather_items(rows)  # every rank's items, in the test set's order
     if not rows:
         raise ValueError(f"{prefix}: no test item could be evaluated (all clips unreadable)")
     metrics[f"{prefix}/acc"] = 100.0 * sum(r["correct"] for r in rows) / len(rows)

@@ -10,7 +10,6 @@ MSRVTT/MSVD-QA, the TGIF-FrameQA type).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evilm.config import ConfigError
-from evilm.models import EViLM, QAHead
+from evilm.data.loading import records_of
+from evilm.models.evilm import EViLM
+from evilm.models.heads import QAHead
 from evilm.stage import MetricsCallback, StageResult, report
-from evilm.tasks.common import (
-    FinetuneSettings,
-    eval_batches,
-    finetune,
-    finish,
-    gather_items,
-    load_start,
-    make_dataset,
-)
+from evilm.tasks.config import QAConfig
+from evilm.tasks.finetune import eval_batches, finetune, finish, load_start, make_dataset
 from evilm.tasks.metrics import accuracy_by_type
 from evilm.train import distributed as D
-from evilm.train.data import records_of
-from evilm.train.pretrain import resolve_device
-
-QA_BENCHMARKS = ("msrvtt_qa", "msvd_qa", "tgif_frame")
-
-
-@dataclass
-class QAConfig:
-    benchmark: str = "msrvtt_qa"
-    top_k: int | None = None  # answer vocabulary size; None: the field's (1,500 / 1,000 / 1,540)
-    train: FinetuneSettings = field(default_factory=FinetuneSettings)
-
-    def __post_init__(self):
-        if self.benchmark not in QA_BENCHMARKS:
-            raise ConfigError("benchmark", f"'{self.benchmark}' is not an open-ended QA benchmark: {', '.join(QA_BENCHMARKS)}")
+from evilm.train.runtime import resolve_device
 
 
 class QAModel(nn.Module):
@@ -72,7 +51,7 @@ class QAModel(nn.Module):
 def run(config: QAConfig, inputs: dict[str, Any], out_dir: str | Path, on_metrics: MetricsCallback | None = None) -> StageResult:
     """Stage: fine-tune on the benchmark's training questions, evaluate on its test questions.
 
-    Under torch.distributed every rank runs it (``evilm.tasks.common``): the accuracy is over
+    Under torch.distributed every rank runs it (``evilm.tasks.finetune``): the accuracy is over
     every rank's test questions; rank 0 writes the files and reports the metrics.
 
     Inputs: ``data`` (root), ``pretrained`` (model.pt; absent = no pretraining), ``text_tokenizer`` (optional).
@@ -109,7 +88,7 @@ def run(config: QAConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
                 correct = int(predicted[i]) == target and target != answers.oov_id
                 rows.append({"index": index, "correct": int(correct), "type": record.answer_type or "all",
                              "predicted": answers.decode(int(predicted[i])), "answer": record.answer})
-    rows = gather_items(rows)  # every rank's questions, in the test set's order
+    rows = D.gather_items(rows)  # every rank's questions, in the test set's order
     if not rows:
         raise ValueError(f"{prefix}: no test question could be evaluated (all clips unreadable)")
     correct = [r["correct"] for r in rows]

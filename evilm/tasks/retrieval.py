@@ -19,7 +19,7 @@ pairs are scored by the VTM head: all pairs when ``rerank_k`` is 0, else the top
 Ranks use ``evilm.tasks.metrics.retrieval_ranks`` with the configured tie rule
 (default pessimistic: a tie counts against the correct video).
 
-Under torch.distributed (``evilm.tasks.common``) the contrastive loss is the one-process loss: each
+Under torch.distributed (``evilm.tasks.finetune``) the contrastive loss is the one-process loss: each
 rank embeds its rows of the batch, the embeddings of every rank are gathered (gradients flow back to
 their rank), and each rank scores its own rows against the whole batch. At evaluation each rank
 encodes its part of the test texts and videos, and every rank ranks over all of them (VTM scoring
@@ -30,60 +30,24 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evilm.config import ConfigError
-from evilm.models import EViLM, RetrievalHead, VTMHead
+from evilm.data.catalog import load_benchmark
+from evilm.data.loading import records_of
+from evilm.models.evilm import EViLM
+from evilm.models.heads import RetrievalHead, VTMHead
 from evilm.stage import MetricsCallback, StageResult, report
-from evilm.tasks.common import (
-    FinetuneSettings,
-    eval_batches,
-    finetune,
-    finish,
-    gather_items,
-    gather_tensor,
-    gather_with_grad,
-    load_start,
-    make_dataset,
-    rank_part,
-)
-from evilm.tasks.metrics import TieRule, retrieval_metrics, retrieval_ranks
-from evilm.tasks.multiple_choice import MC_BENCHMARKS, MCModel, is_correct
+from evilm.tasks.config import FinetuneSettings, RetrievalConfig
+from evilm.tasks.finetune import eval_batches, finetune, finish, load_start, make_dataset
+from evilm.tasks.metrics import retrieval_metrics, retrieval_ranks
+from evilm.tasks.multiple_choice import MCModel, is_correct
 from evilm.train import distributed as D
-from evilm.train.data import records_of
-from evilm.train.pretrain import resolve_device
-
-RETRIEVAL_BENCHMARKS = ("msrvtt_ret", "didemo_ret")
-
-
-@dataclass
-class RetrievalConfig:
-    benchmark: str = "msrvtt_ret"
-    mode: Literal["finetune", "zero_shot"] = "finetune"
-    embed_dim: int = 256
-    temperature: float = 0.05  # initial softmax temperature of the contrastive loss (learned)
-    rerank_k: int = 0  # > 0: re-order each text's top k videos with the pretrained VTM head
-    ties: TieRule = "pessimistic"
-    # also answer this multiple-choice benchmark with the retrieval model (the field's way for
-    # MSRVTT-MC): each option's text embedding against the video's (VTM scores in zero-shot mode)
-    mc_benchmark: str | None = None
-    train: FinetuneSettings = field(default_factory=FinetuneSettings)
-
-    def __post_init__(self):
-        if self.benchmark not in RETRIEVAL_BENCHMARKS:
-            raise ConfigError("benchmark", f"'{self.benchmark}' is not a retrieval benchmark: {', '.join(RETRIEVAL_BENCHMARKS)}")
-        if self.temperature <= 0:
-            raise ConfigError("temperature", f"must be > 0, got {self.temperature}")
-        if self.rerank_k < 0:
-            raise ConfigError("rerank_k", f"must be >= 0, got {self.rerank_k}")
-        if self.mc_benchmark is not None and self.mc_benchmark not in MC_BENCHMARKS:
-            raise ConfigError("mc_benchmark", f"'{self.mc_benchmark}' is not one of {', '.join(MC_BENCHMARKS)}")
+from evilm.train.runtime import resolve_device
 
 
 class RetrievalModel(nn.Module):
@@ -169,11 +133,11 @@ def encode_test_set(model: RetrievalModel, dataset: Any, settings: FinetuneSetti
     if D.is_distributed():  # every rank's part: texts in rank order (the test set's), each video once
         dim = model.head.text_proj.out_features if unimodal_heads else model.backbone.width
         text_emb = [D.gather_rows(torch.cat(text_emb) if text_emb else torch.zeros(0, dim, device=device))]
-        targets = gather_tensor(torch.tensor(targets, dtype=torch.long), device).tolist()
-        query_rows = gather_tensor(torch.tensor(query_rows, dtype=torch.long), device).tolist()
+        targets = D.gather_rows(torch.tensor(targets, dtype=torch.long)).tolist()
+        query_rows = D.gather_rows(torch.tensor(query_rows, dtype=torch.long)).tolist()
         video_emb, video_tokens, text_tokens, text_masks = _gather_encodings(
             model.backbone, video_emb, video_tokens, text_tokens, text_masks, dim, keep_tokens, device)
-        video_seconds, text_seconds = gather_tensor(torch.tensor([[video_seconds, text_seconds]]), device).max(0).values.tolist()
+        video_seconds, text_seconds = D.gather_rows(torch.tensor([[video_seconds, text_seconds]])).max(0).values.tolist()
     missing = [vid for vid, i in video_index.items() if i not in video_emb]
     if missing:
         raise ValueError(f"test videos could not be read: {missing[:5]} ({len(missing)} in all)")
@@ -197,7 +161,7 @@ def _gather_encodings(backbone: EViLM, video_emb: dict[int, torch.Tensor], video
     """Under torch.distributed: the videos every rank encoded (a video whose captions two ranks hold is
     kept once) and, with ``keep_tokens``, every rank's encoder outputs (texts padded to one length)."""
     mine = sorted(video_emb)
-    ids = gather_tensor(torch.tensor(mine, dtype=torch.long), device).tolist()
+    ids = D.gather_rows(torch.tensor(mine, dtype=torch.long)).tolist()
     embs = D.gather_rows(torch.stack([video_emb[i] for i in mine]) if mine else torch.zeros(0, dim, device=device))
     first = {i: n for n, i in reversed(list(enumerate(ids)))}
     video_emb = {i: embs[n] for i, n in first.items()}
@@ -205,13 +169,13 @@ def _gather_encodings(backbone: EViLM, video_emb: dict[int, torch.Tensor], video
         return video_emb, {}, text_tokens, text_masks
     cfg = backbone.config
     shape = (cfg.num_frames * math.prod(backbone.video_grid(cfg.image_size, cfg.image_size)), backbone.width)
-    tokens = gather_tensor(torch.stack([video_tokens[i] for i in mine]) if mine else torch.zeros(0, *shape), device)
+    tokens = D.gather_rows(torch.stack([video_tokens[i] for i in mine]) if mine else torch.zeros(0, *shape))
     video_tokens = {i: tokens[n] for i, n in first.items()}
-    length = int(gather_tensor(torch.tensor([max((len(t) for t in text_tokens), default=0)]), device).max())
+    length = int(D.gather_rows(torch.tensor([max((len(t) for t in text_tokens), default=0)])).max())
     padded = [F.pad(t, (0, 0, 0, length - len(t))) for t in text_tokens]
-    text = gather_tensor(torch.stack(padded) if padded else torch.zeros(0, length, backbone.width), device)
+    text = D.gather_rows(torch.stack(padded) if padded else torch.zeros(0, length, backbone.width))
     masks = [F.pad(m, (0, length - len(m))) for m in text_masks]
-    mask = gather_tensor(torch.stack(masks) if masks else torch.zeros(0, length, dtype=torch.long), device)
+    mask = D.gather_rows(torch.stack(masks) if masks else torch.zeros(0, length, dtype=torch.long))
     return video_emb, video_tokens, list(text.unbind(0)), list(mask.unbind(0))
 
 
@@ -223,7 +187,7 @@ def vtm_scores(backbone: EViLM, head: VTMHead, enc: dict[str, Any], pairs: torch
     Under torch.distributed each rank scores its contiguous part of the pairs; every rank gets all scores.
     """
     scores = []
-    part = rank_part(len(pairs))
+    part = D.rank_part(len(pairs))
     for chunk in pairs[part.start : part.stop].split(batch_size):
         texts = [enc["text_tokens"][int(q)] for q in chunk[:, 0]]
         masks = [enc["text_masks"][int(q)] for q in chunk[:, 0]]
@@ -232,7 +196,7 @@ def vtm_scores(backbone: EViLM, head: VTMHead, enc: dict[str, Any], pairs: torch
         mask = torch.stack([F.pad(m, (0, length - len(m))) for m in masks]).to(device)
         video = torch.stack([enc["video_tokens"][int(v)] for v in chunk[:, 1]]).to(device)
         scores.append(head.match_score(backbone.fuse(video=video, text=text, text_mask=mask).cls).float().cpu())
-    return gather_tensor(torch.cat(scores) if scores else torch.zeros(0), device)
+    return D.gather_rows(torch.cat(scores) if scores else torch.zeros(0))
 
 
 def rerank(similarity: torch.Tensor, k: int, score_fn) -> torch.Tensor:
@@ -291,7 +255,7 @@ def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on
                 text = model.embed_texts(batch["input_ids"], batch["attention_mask"])
                 pairs = torch.stack([video.float(), text.float()], dim=1)
                 vids = torch.tensor([video_number[v] for v in batch["video_id"]], device=device)
-            pairs, rows = gather_with_grad(pairs)
+            pairs, rows = D.gather_with_grad(pairs)
             vids = D.gather_rows(vids)
             return contrastive_loss(pairs[:, 0], pairs[:, 1], vids[:, None] == vids[None, :], scale, rows), {}
 
@@ -352,8 +316,6 @@ def answer_choices(model: RetrievalModel, vtm_head: VTMHead | None, benchmark: s
     ``known_videos`` (video id -> embedding) saves encoding the videos the retrieval test already did.
     """
     known_videos = known_videos or {}
-    from evilm.data import load_benchmark
-
     records = load_benchmark(benchmark, data_root).test
     dataset = make_dataset("mc", records, start, settings, train=False)
     scorer = MCModel(model.backbone, vtm_head) if vtm_head is not None else None
@@ -377,7 +339,7 @@ def answer_choices(model: RetrievalModel, vtm_head: VTMHead | None, benchmark: s
             rows.append({"index": index, "correct": int(is_correct(scores[i], answer)),
                          "predicted": int(scores[i].argmax()), "answer": answer,
                          "scores": [round(float(x), 5) for x in scores[i]]})
-    rows = gather_items(rows)  # every rank's items, in the test set's order
+    rows = D.gather_items(rows)  # every rank's items, in the test set's order
     if not rows:
         raise ValueError(f"{benchmark}: no test item could be evaluated (all clips unreadable)")
     return rows

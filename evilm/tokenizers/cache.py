@@ -8,12 +8,12 @@ no random crop); a pretraining loader that samples other frames should label onl
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
+from evilm.files import atomic_torch_save
 from evilm.tokenizers.base import VideoTokenizer
 
 CACHE_FORMAT = "evilm.video_codes/1"
@@ -68,12 +68,7 @@ def save_codes(video_ids: list[str], codes: torch.Tensor, codebook_size: int, st
         "codebook_size": codebook_size,
         "stride": stride,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 class CachedCodes:

@@ -1,23 +1,49 @@
-"""Configuration of the video tokenizers and their presets by profile.
+"""Configuration of the video tokenizers and their presets by profile (no torch here).
 
 One ``TokenizerConfig`` flows from the spec to the stage. ``name`` picks the
-tokenizer (the rows of Table 6); the shared geometry (``image_size``,
-``num_frames``, ``stride``) must match the video encoder the tokenizer labels for:
-``stride`` is the encoder's output stride, so that ``encode`` lands on its MVM grid.
+tokenizer (``evilm.tokenizers.factory.TOKENIZERS``; with ``semantic.word_loss``, the
+rows of Table 6); the shared geometry (``image_size``, ``num_frames``, ``stride``)
+must match the video encoder the tokenizer labels for: ``stride`` is the encoder's
+output stride, so that ``encode`` lands on its MVM grid. Names of timm backbones
+are checked when the tokenizer is built.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from evilm.config import ConfigError, close_match, from_dict, merge
-from evilm.tokenizers.quantizer import QuantizerConfig
-from evilm.train.data import FRAME_CACHE
+from evilm.config import ConfigError, from_preset
+from evilm.data.frame_cache import FRAME_CACHE
+from evilm.train.config import OptimConfig
 
-TOKENIZER_NAMES = ("semantic_focal", "semantic_bce", "pixel_dvae", "perceptual_vq")
-TokenizerName = Literal["semantic_focal", "semantic_bce", "pixel_dvae", "perceptual_vq"]
+TokenizerName = Literal["semantic", "pixel_dvae", "perceptual_vq"]
+TOKENIZER_NAMES: tuple[str, ...] = get_args(TokenizerName)
+
+
+@dataclass
+class QuantizerConfig:
+    """The vector quantizer (``evilm.tokenizers.quantizer``) of the semantic and perceptual tokenizers."""
+
+    codebook_size: int = 9420  # M, Section 4.1
+    code_dim: int = 32  # D
+    beta: float = 1.0  # commitment weight; eq. 7 as printed weighs both terms by 1
+    ema: bool = False
+    ema_decay: float = 0.99
+    reseed_dead: bool = False
+    reseed_every: int = 100  # training steps between dead-code checks
+
+    def __post_init__(self):
+        if self.codebook_size < 2:
+            raise ConfigError("quantizer.codebook_size", f"must be at least 2, got {self.codebook_size}")
+        if self.code_dim < 1:
+            raise ConfigError("quantizer.code_dim", f"must be positive, got {self.code_dim}")
+        if self.beta < 0:
+            raise ConfigError("quantizer.beta", f"must be >= 0, got {self.beta}")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError("quantizer.ema_decay", f"must be in (0, 1), got {self.ema_decay}")
+        if self.reseed_every < 1:
+            raise ConfigError("quantizer.reseed_every", f"must be positive, got {self.reseed_every}")
 
 
 @dataclass
@@ -39,7 +65,11 @@ class SemanticConfig:
     decoder_depth: int = 8  # Section 4.1: 8 transformer layers
     decoder_heads: int = 8
     vocab_size: int | None = None  # caption-word classes of HEAD^S; the stage fills it from the data
-    # eq. 6 = asymmetric loss with gamma+ = 0, gamma- = 1 (semantic_focal); semantic_bce ignores these.
+    # The word loss of HEAD^S: "focal" = eq. 6, the asymmetric loss (T_L_TOKEN); "bce" = plain binary
+    # cross-entropy (T_L_BCE), which has no focusing terms: gamma_pos, gamma_neg and clip must keep
+    # their defaults with it.
+    word_loss: Literal["focal", "bce"] = "focal"
+    # eq. 6 = asymmetric loss with gamma+ = 0, gamma- = 1
     gamma_pos: float = 0.0
     gamma_neg: float = 1.0
     clip: float = 0.0
@@ -104,18 +134,17 @@ class DataSection:
 
 @dataclass
 class TrainConfig:
-    lr: float = 2e-4  # Section 4.1
-    weight_decay: float = 0.01
+    # Section 4.1: lr 2e-4; AdamW with a short warm-up, then cosine decay to 0 (evilm.train.engine)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, weight_decay=0.01, warmup_ratio=0.05))
     epochs: int = 10  # Section 4.1: 10 epochs on WebVid
     batch_size: int = 32
-    grad_clip: float = 1.0
     seed: int = 0
     val_fraction: float = 0.1  # held-out clips for codebook usage, when the data has no validation split
 
 
 @dataclass
 class TokenizerConfig:
-    name: TokenizerName = "semantic_focal"
+    name: TokenizerName = "semantic"
     image_size: int = 256
     num_frames: int = 4
     stride: int = 32  # the video encoder's output stride (EdgeNeXt: 32)
@@ -146,12 +175,6 @@ def validate(cfg: TokenizerConfig) -> None:
         raise ConfigError(
             "semantic.encoder_width", f"{sem.encoder_width} is not divisible by encoder_heads={sem.encoder_heads}"
         )
-    if sem.encoder == "cnn":
-        import timm  # local import: keeps config parsing free of timm's import time
-
-        if sem.encoder_backbone not in timm.list_models():
-            raise ConfigError("semantic.encoder_backbone", f"unknown timm model '{sem.encoder_backbone}'"
-                              f"{close_match(sem.encoder_backbone, timm.list_models())}")
     if sem.encoder == "video_swin_t" and cfg.stride != 32:
         raise ConfigError("stride", f"video_swin_t has a fixed stride of 32, got {cfg.stride}")
     if sem.decoder_width % sem.decoder_heads:
@@ -162,6 +185,13 @@ def validate(cfg: TokenizerConfig) -> None:
         raise ConfigError("semantic.vocab_size", f"must be positive, got {sem.vocab_size}")
     if not 0.0 <= sem.clip < 1.0:
         raise ConfigError("semantic.clip", f"must be in [0, 1), got {sem.clip}")
+    if sem.word_loss == "bce":
+        defaults = SemanticConfig()
+        for key in ("gamma_pos", "gamma_neg", "clip"):
+            if getattr(sem, key) != getattr(defaults, key):
+                raise ConfigError(f"semantic.{key}", f"word_loss 'bce' has no focusing terms, so {key}="
+                                  f"{getattr(sem, key)} would be ignored: keep {getattr(defaults, key)} or use "
+                                  "word_loss 'focal'")
     if not 0.0 < cfg.pixel.temperature_end <= cfg.pixel.temperature_start:
         raise ConfigError("pixel.temperature_end", "must be positive and at most pixel.temperature_start")
     if cfg.perceptual.feature_net == "vgg16" and not cfg.perceptual.feature_weights:
@@ -200,7 +230,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "pixel": {"hidden": 16, "max_hidden": 64, "code_embed_dim": 64},
         "perceptual": {"hidden": 16, "max_hidden": 64, "feature_channels": [16, 32, 64]},
-        "train": {"epochs": 1, "batch_size": 32, "lr": 1e-3},
+        "train": {"epochs": 1, "batch_size": 32, "optim": {"lr": 1e-3}},
         "data": {"frame_cache": FRAME_CACHE},
     },
     # Tests: 2 frames of 64x64 (a 2x2 grid), a 64-code book, one narrow block everywhere.
@@ -218,7 +248,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "pixel": {"hidden": 8, "max_hidden": 16, "code_embed_dim": 16},
         "perceptual": {"hidden": 8, "max_hidden": 16, "feature_channels": [8, 16]},
-        "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3},
+        "train": {"epochs": 1, "batch_size": 8, "optim": {"lr": 1e-3}},
         "data": {"frame_cache": FRAME_CACHE},
     },
 }
@@ -226,9 +256,4 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset_config(profile: str, overrides: dict[str, Any] | None = None) -> TokenizerConfig:
     """The tokenizer config of a profile (``smoke``/``quick``/``paper``) with validated overrides."""
-    if profile not in PRESETS:
-        raise ConfigError(
-            "profile", f"unknown profile '{profile}'{close_match(profile, PRESETS)}; known: {', '.join(PRESETS)}"
-        )
-    base = from_dict(TokenizerConfig, copy.deepcopy(PRESETS[profile]))
-    return merge(base, overrides)
+    return from_preset(TokenizerConfig, PRESETS, profile, overrides)

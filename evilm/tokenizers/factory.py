@@ -1,4 +1,4 @@
-"""Build a tokenizer by name; save it as one file and load it back.
+"""The tokenizers by name; save one as a file and load it back.
 
 A saved tokenizer is a ``torch.save`` dict of plain values and tensors (so it
 loads with ``weights_only=True``): its name, its resolved config and the weights
@@ -9,41 +9,38 @@ keeps "only the encoder and the vector-quantized module").
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import torch
 
-from evilm.config import ConfigError, close_match, from_dict, to_dict
+from evilm.config import ConfigError, from_dict, pick, to_dict
+from evilm.files import atomic_torch_save
 from evilm.tokenizers.base import VideoTokenizer
-from evilm.tokenizers.config import TOKENIZER_NAMES, TokenizerConfig
+from evilm.tokenizers.config import TokenizerConfig
+from evilm.tokenizers.perceptual import PerceptualVQTokenizer
+from evilm.tokenizers.pixel import DVAETokenizer
+from evilm.tokenizers.semantic import SemanticTokenizer
 
-FILE_FORMAT = "evilm.video_tokenizer/1"
+# Every tokenizer is built as ``cls(config, load_weights)``; the names are ``TokenizerConfig.name``'s.
+TOKENIZERS: dict[str, type[VideoTokenizer]] = {
+    "semantic": SemanticTokenizer,  # semantic VQ: word loss focal (eq. 6) or bce (semantic.word_loss)
+    "pixel_dvae": DVAETokenizer,  # DALL-E-style discrete VAE on pixels
+    "perceptual_vq": PerceptualVQTokenizer,  # PeCo-style VQ with a perceptual loss
+}
+
+FILE_FORMAT = "evilm.video_tokenizer/2"
 
 
 def create_tokenizer(name: str, config: TokenizerConfig, load_weights: bool = True) -> VideoTokenizer:
-    """``semantic_focal`` | ``semantic_bce`` | ``pixel_dvae`` | ``perceptual_vq``, randomly initialised.
+    """The tokenizer ``name`` (a key of ``TOKENIZERS``), randomly initialised; ``name`` is written
+    into the config (``config.name``).
 
-    ``name`` picks the tokenizer and, for the semantic ones, the word loss (eq. 6 or BCE);
-    it is written into the config (``config.name``). ``load_weights=False`` skips the
-    local weight files named in the config (a pretrained encoder, the perceptual loss
-    network): ``load_tokenizer`` restores the weights from the saved file instead.
+    ``load_weights=False`` builds only what ``encode`` needs, without the local weight files named in
+    the config (a pretrained encoder, the perceptual loss network): ``load_tokenizer`` restores the
+    weights from the saved file instead.
     """
-    if name in TOKENIZER_NAMES:
-        config = dataclasses.replace(config, name=name)
-    if name == "semantic_focal" or name == "semantic_bce":
-        from evilm.tokenizers.semantic import SemanticTokenizer
-
-        return SemanticTokenizer(config, loss="focal" if name == "semantic_focal" else "bce", load_weights=load_weights)
-    if name == "pixel_dvae":
-        from evilm.tokenizers.pixel import DVAETokenizer
-
-        return DVAETokenizer(config)
-    if name == "perceptual_vq":
-        from evilm.tokenizers.perceptual import PerceptualVQTokenizer
-
-        return PerceptualVQTokenizer(config, with_loss_net=load_weights)
-    raise ConfigError("name", f"unknown tokenizer '{name}'{close_match(name, TOKENIZER_NAMES)}; known: {', '.join(TOKENIZER_NAMES)}")
+    cls = pick(TOKENIZERS, name, "name", "tokenizer")
+    return cls(dataclasses.replace(config, name=name), load_weights=load_weights)
 
 
 def save_tokenizer(tokenizer: VideoTokenizer, path: str | Path) -> Path:
@@ -51,14 +48,9 @@ def save_tokenizer(tokenizer: VideoTokenizer, path: str | Path) -> Path:
     cfg = getattr(tokenizer, "cfg", None)
     if not isinstance(cfg, TokenizerConfig):
         raise TypeError(f"{type(tokenizer).__name__} has no TokenizerConfig; only the suite's tokenizers are saved")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in tokenizer.encoding_state().items()}
     payload = {"format": FILE_FORMAT, "name": cfg.name, "config": to_dict(cfg), "state_dict": state}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_tokenizer(path: str | Path, map_location: str | torch.device = "cpu") -> VideoTokenizer:
@@ -68,7 +60,8 @@ def load_tokenizer(path: str | Path, map_location: str | torch.device = "cpu") -
         raise FileNotFoundError(f"tokenizer file not found: {path}")
     payload = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
-        raise ValueError(f"{path}: not a video tokenizer file (expected format {FILE_FORMAT})")
+        raise ValueError(f"{path}: not a video tokenizer file of this version (expected format {FILE_FORMAT}; "
+                         "train the tokenizer again)")
     try:
         config = from_dict(TokenizerConfig, payload["config"])
     except ConfigError as err:

@@ -108,7 +108,7 @@ def perceptual_distance(feats_a: list[torch.Tensor], feats_b: list[torch.Tensor]
 class PerceptualVQTokenizer(VideoTokenizer):
     training_only = ("decoder.", "features.")
 
-    def __init__(self, cfg: TokenizerConfig, with_loss_net: bool = True):
+    def __init__(self, cfg: TokenizerConfig, load_weights: bool = True):
         super().__init__(cfg.quantizer.codebook_size, cfg.stride)
         self.cfg = cfg
         per = cfg.perceptual
@@ -116,8 +116,9 @@ class PerceptualVQTokenizer(VideoTokenizer):
         self.encoder = ConvEncoder(per.input_stride, per.hidden, per.max_hidden, out_dim=cfg.quantizer.code_dim)
         self.quantizer = VectorQuantizer(cfg.quantizer)
         self.decoder = ConvDecoder(per.input_stride, per.hidden, per.max_hidden, in_dim=cfg.quantizer.code_dim)
-        # The loss network is needed only to train; a loaded tokenizer may lack its weights file.
-        self.features = create_feature_net(per).eval() if with_loss_net else None
+        # The loss network is needed only to train; a loaded tokenizer (load_weights=False) may lack
+        # its weights file, and goes without it.
+        self.features = create_feature_net(per).eval() if load_weights else None
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -43,7 +43,7 @@ def gumbel_softmax(logits: torch.Tensor, tau: float) -> torch.Tensor:
 class DVAETokenizer(VideoTokenizer):
     training_only = ("decoder.", "code_embed")
 
-    def __init__(self, cfg: TokenizerConfig):
+    def __init__(self, cfg: TokenizerConfig, load_weights: bool = True):  # (no weight files to load)
         super().__init__(cfg.quantizer.codebook_size, cfg.stride)
         self.cfg = cfg
         pix = cfg.pixel

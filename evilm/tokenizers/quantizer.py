@@ -27,30 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evilm.config import ConfigError
-
-
-@dataclass
-class QuantizerConfig:
-    codebook_size: int = 9420  # M, Section 4.1
-    code_dim: int = 32  # D
-    beta: float = 1.0  # commitment weight; eq. 7 as printed weighs both terms by 1
-    ema: bool = False
-    ema_decay: float = 0.99
-    reseed_dead: bool = False
-    reseed_every: int = 100  # training steps between dead-code checks
-
-    def __post_init__(self):
-        if self.codebook_size < 2:
-            raise ConfigError("quantizer.codebook_size", f"must be at least 2, got {self.codebook_size}")
-        if self.code_dim < 1:
-            raise ConfigError("quantizer.code_dim", f"must be positive, got {self.code_dim}")
-        if self.beta < 0:
-            raise ConfigError("quantizer.beta", f"must be >= 0, got {self.beta}")
-        if not 0.0 < self.ema_decay < 1.0:
-            raise ConfigError("quantizer.ema_decay", f"must be in (0, 1), got {self.ema_decay}")
-        if self.reseed_every < 1:
-            raise ConfigError("quantizer.reseed_every", f"must be positive, got {self.reseed_every}")
+from evilm.tokenizers.config import QuantizerConfig
 
 
 @dataclass

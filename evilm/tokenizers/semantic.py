@@ -3,15 +3,14 @@
 frames -> encoder E (one embedding per S x S region of each frame) -> linear to the
 code space -> l2-normalised nearest-code look-up (eq. 4) -> decoder D (transformer
 blocks over all T x gh x gw codes) -> mean over positions -> HEAD^S -> one logit per
-caption word (eq. 5). Trained with L_TOKEN (eq. 6, ``semantic_focal``) or plain BCE
-(``semantic_bce``) plus the VQ terms of eq. 7. After training, ``encode`` uses only
+caption word (eq. 5). Trained with L_TOKEN (eq. 6, ``word_loss: focal``) or plain BCE
+(``word_loss: bce``) plus the VQ terms of eq. 7. After training, ``encode`` uses only
 E and the quantizer; the decoder and head are not saved.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import torch
 from timm.models.vision_transformer import Block, VisionTransformer, checkpoint_filter_fn
@@ -64,7 +63,7 @@ class CNNFrameEncoder(nn.Module):
         super().__init__()
         from evilm.models.video_encoder import create_backbone
 
-        self.backbone = create_backbone(cfg.semantic.encoder_backbone)
+        self.backbone = create_backbone(cfg.semantic.encoder_backbone, key="semantic.encoder_backbone")
         reduction = self.backbone.feature_info[-1]["reduction"]
         if reduction != cfg.stride:
             raise ConfigError("semantic.encoder_backbone",
@@ -166,13 +165,12 @@ class SemanticDecoder(nn.Module):
 class SemanticTokenizer(VideoTokenizer):
     training_only = ("decoder.", "head.")
 
-    def __init__(self, cfg: TokenizerConfig, loss: Literal["focal", "bce"] = "focal", load_weights: bool = True):
+    def __init__(self, cfg: TokenizerConfig, load_weights: bool = True):
         sem = cfg.semantic
         if sem.vocab_size is None:
             raise ConfigError("semantic.vocab_size", "not set; it is the caption vocabulary's size (word_targets width)")
         super().__init__(cfg.quantizer.codebook_size, cfg.stride)
         self.cfg = cfg
-        self.loss_name = loss
         self.normalize = Normalize()
         encoders = {"vit": ViTFrameEncoder, "cnn": CNNFrameEncoder, "video_swin_t": SwinVideoEncoder}
         self.encoder = encoders[sem.encoder](cfg)
@@ -207,7 +205,7 @@ class SemanticTokenizer(VideoTokenizer):
         logits = self.word_logits(quant.z_q)
         targets = batch["word_targets"]
         sem = self.cfg.semantic
-        if self.loss_name == "focal":
+        if sem.word_loss == "focal":
             token_loss = asymmetric_loss(logits, targets, sem.gamma_pos, sem.gamma_neg, sem.clip, sem.word_reduction)
         else:
             token_loss = bce_loss(logits, targets, sem.word_reduction)

@@ -1,14 +1,13 @@
 """Stage 1: train a video tokenizer.
 
-``train_tokenizer`` is the loop (AdamW, cosine decay, a progress bar, losses and
-codebook usage per epoch). ``run`` is the stage: it builds the data set from
-``inputs["data"]``, trains, saves the tokenizer as one file for the next stage,
-and labels every clip once (``codes.pt``) so pretraining can read cached targets.
+``train_tokenizer`` is the loop (``evilm.train.engine``: AdamW with a warm-up, then cosine
+decay; a progress bar, losses and codebook usage per epoch). ``run`` is the stage: it builds
+the data set from ``inputs["data"]``, trains, saves the tokenizer as one file for the next
+stage, and labels every clip once (``codes.pt``) so pretraining can read cached targets.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,10 +16,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from evilm.config import ConfigError, from_dict, merge
+from evilm.data.frame_cache import frame_cache_dir
 from evilm.stage import MetricsCallback, StageResult, report
 from evilm.tokenizers.base import VideoTokenizer
 from evilm.tokenizers.config import TokenizerConfig, TrainConfig
+from evilm.tokenizers.factory import create_tokenizer, save_tokenizer
 from evilm.tokenizers.usage import CodeCounter
+from evilm.train.engine import Engine, RunningMeans, check_finite
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:
@@ -44,14 +46,6 @@ def encode_loader(tokenizer: VideoTokenizer, loader: Iterable[dict]) -> torch.Te
     return torch.cat(codes)
 
 
-def cosine_lr(step: int, total: int, warmup: int) -> float:
-    """Multiplier of the base learning rate: linear warm-up, then cosine decay to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
 def train_tokenizer(
     tokenizer: VideoTokenizer,
     train_loader: DataLoader,
@@ -67,35 +61,26 @@ def train_tokenizer(
     evaluation-mode codes of ``val_loader`` at the end of the epoch (VOC. RATE).
     """
     device = _device_of(tokenizer)
-    params = [p for p in tokenizer.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * len(train_loader)
-    warmup = max(1, total_steps // 20)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, total_steps, warmup))
+    engine = Engine(tokenizer, cfg.optim, total_steps, device)
 
     step = 0
     metrics: dict[str, float] = {}
     for epoch in range(cfg.epochs):
         tokenizer.train()
         counter = CodeCounter(tokenizer.codebook_size)
-        sums: dict[str, float] = {}
+        means = RunningMeans()
         batches = _progress(train_loader, progress, f"tokenizer epoch {epoch + 1}/{cfg.epochs}")
         for batch in batches:
             out = tokenizer.training_step(_to_device(batch, device), progress=step / max(1, total_steps))
-            if not torch.isfinite(out.loss.detach()):
-                raise FloatingPointError(f"tokenizer loss is {out.loss.detach().item()} at epoch {epoch + 1}, step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
+            check_finite(step + 1, {"tokenizer loss": out.loss.detach().item()})
+            engine.zero_grad()
+            engine.backward(out.loss)
+            engine.step()
             step += 1
             counter.update(out.codes)
-            for name, value in {"loss": out.loss.detach(), **out.terms}.items():
-                sums[name] = sums.get(name, 0.0) + float(value)
-        n = len(train_loader)
-        metrics = {name: total / n for name, total in sums.items()}
+            means.add({name: float(value) for name, value in {"loss": out.loss.detach(), **out.terms}.items()})
+        metrics = means.means()
         metrics.update({f"train_{k}": v for k, v in counter.result().items()})
         if val_loader is not None:
             val_codes = encode_loader(tokenizer, val_loader)
@@ -126,8 +111,6 @@ def _print_epoch(metrics: dict[str, float]) -> None:
 
 def build_tokenizer(config: TokenizerConfig) -> VideoTokenizer:
     """A fresh tokenizer of ``config.name``, initialised under ``config.train.seed``."""
-    from evilm.tokenizers.factory import create_tokenizer
-
     torch.manual_seed(config.train.seed)
     return create_tokenizer(config.name, config)
 
@@ -175,9 +158,7 @@ def run(
     from evilm.data import DataConfig, FrameConfig, TextTokenizer, load_benchmark
     from evilm.tokenizers.cache import save_codes
     from evilm.tokenizers.clips import load_clip_bank, stream_loader, world_scene_labels
-    from evilm.tokenizers.factory import save_tokenizer
     from evilm.tokenizers.probe import semantic_probe
-    from evilm.train.data import frame_cache_dir
 
     if not isinstance(config, TokenizerConfig):  # a plain mapping from a spec
         config = from_dict(TokenizerConfig, config)

@@ -1,30 +1,28 @@
-"""Video-language pretraining (MLM + VTM + MVM), region masking, checkpoints with exact resume.
+"""The generic training engine every stage's loop shares (nothing here knows a model or a task).
 
-``run(config, inputs, out_dir, on_metrics)`` is the pretraining stage; ``pretrain`` the loop
-it calls; ``pretrain_config(profile, overrides)`` the ``smoke``/``quick``/``paper`` presets.
+- ``evilm.train.engine``: ``Engine`` (the optimizer step: AMP scaling, clipping, stepping, the
+  schedule), ``check_finite``, ``RunningMeans``.
+- ``evilm.train.optim`` / ``evilm.train.config``: AdamW and its warm-up + decay schedule, ``OptimConfig``.
+- ``evilm.train.runtime``: the device, autocast, the seeded data order, ``NonFiniteLossError``.
+- ``evilm.train.distributed``: every ``torch.distributed`` helper (DDP, collectives, sharding).
+- ``evilm.train.checkpoint``: checkpoints that resume exactly, derived seeds.
+- ``evilm.train.progress``: the progress bar.
+
+Pre-training is ``evilm.pretrain``, fine-tuning ``evilm.tasks``, tokenizer training ``evilm.tokenizers.train``.
+The names below are imported on first use (``evilm.lazy``).
 """
 
-from evilm.train.checkpoint import derived_seed, generator_for, load_checkpoint, save_checkpoint
-from evilm.train.losses import mlm_loss, mvm_loss, vtm_loss, vtm_pairs
-from evilm.train.masking import MaskConfig, apply_region_mask, block_mask, make_mask, random_mask, tube_mask
-from evilm.train.optim import OptimConfig, create_optimizer, create_scheduler, lr_factor
-from evilm.train.pretrain import (
-    PRESETS,
-    EViLMForPretraining,
-    NonFiniteLossError,
-    PretrainConfig,
-    Pretrained,
-    load_pretrained,
-    pretrain,
-    pretrain_config,
-    run,
-    save_pretrained,
-)
+from evilm.lazy import lazy_exports
 
-__all__ = [
-    "PRESETS", "EViLMForPretraining", "MaskConfig", "NonFiniteLossError", "OptimConfig", "PretrainConfig",
-    "Pretrained", "apply_region_mask", "block_mask", "create_optimizer", "create_scheduler", "derived_seed",
-    "generator_for", "load_checkpoint", "load_pretrained", "lr_factor", "make_mask", "mlm_loss", "mvm_loss",
-    "pretrain", "pretrain_config", "random_mask", "run", "save_checkpoint", "save_pretrained", "tube_mask",
-    "vtm_loss", "vtm_pairs",
-]
+_EXPORTS = {
+    **dict.fromkeys(["derived_seed", "generator_for", "load_checkpoint", "restore", "save_checkpoint"],
+                    "evilm.train.checkpoint"),
+    "OptimConfig": "evilm.train.config",
+    **dict.fromkeys(["Engine", "RunningMeans", "check_finite"], "evilm.train.engine"),
+    **dict.fromkeys(["create_optimizer", "create_scheduler", "lr_factor"], "evilm.train.optim"),
+    "ProgressBar": "evilm.train.progress",
+    **dict.fromkeys(["EpochBatchSampler", "NonFiniteLossError", "autocast_dtype", "resolve_device"],
+                    "evilm.train.runtime"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

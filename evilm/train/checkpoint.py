@@ -11,11 +11,12 @@ values, nothing executable.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from evilm.files import atomic_torch_save
 
 
 def derived_seed(seed: int, *parts: object) -> int:
@@ -42,16 +43,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def save_checkpoint(
     path: str | Path,
     *,
@@ -76,7 +67,7 @@ def save_checkpoint(
         "rng": rng_state(),
         "extra": extra or {},
     }
-    return atomic_save(state, path)
+    return atomic_torch_save(state, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

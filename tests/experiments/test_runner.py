@@ -200,8 +200,8 @@ def test_once_per_invocation_runs_a_stage_once_across_executes(specs, tracker):
 
 def test_quiet_runs_turn_off_the_stages_progress_bars():
     from evilm.data.synthetic import WorldConfig
-    from evilm.tasks.qa import QAConfig
-    from evilm.train.pretrain import pretrain_config
+    from evilm.pretrain.config import pretrain_config
+    from evilm.tasks.config import QAConfig
     from experiments.runner import without_progress_bars
 
     pre = pretrain_config("smoke")

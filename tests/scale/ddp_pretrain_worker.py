@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
-import evilm.train.pretrain  # noqa: E402, F401
+import evilm.pretrain.loop as loop  # noqa: E402
 from evilm.data.text import TextTokenizer  # noqa: E402
 from experiments.torchrun_pretrain import main  # noqa: E402
 
@@ -35,9 +35,8 @@ def _record(owner, name: str, label: str) -> None:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)  # the same float summation order as the 1-process run
-    pretrain_module = sys.modules["evilm.train.pretrain"]  # (evilm.train.pretrain the attribute is the function)
-    for name in ("save_checkpoint", "save_pretrained", "_write_json", "report"):
-        _record(pretrain_module, name, name)
+    for name in ("save_checkpoint", "save_pretrained", "atomic_write_json", "report"):  # the loop's writes
+        _record(loop, name, name)
     _record(TextTokenizer, "save", "text_tokenizer.save")
     spy_dir, argv = Path(sys.argv[1]), sys.argv[2:]
     code = main(argv)

@@ -7,7 +7,7 @@ functions through which a task writes files or reports metrics so that each call
 ``finetune`` so that the weights it ends with are saved. At the end the calls go to
 SPY_DIR/rank<RANK>.json and the weights to SPY_DIR/<prefix>_rank<RANK>.pt.
 
-Then, in the same group, ``toy_finetune``: ``evilm.tasks.common.finetune`` on a toy data set and
+Then, in the same group, ``toy_finetune``: ``evilm.tasks.finetune.finetune`` on a toy data set and
 model, with a gathered contrastive loss (as retrieval's) and a per-item loss (as QA's), the last
 batch of each epoch on rank 0 alone; its result goes to SPY_DIR/toy_rank<RANK>.pt.
 """
@@ -23,7 +23,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from evilm.tasks import common, linear_probe, multiple_choice, qa, retrieval  # noqa: E402
+import evilm.tasks.finetune as tuning  # noqa: E402
+from evilm.tasks import linear_probe, multiple_choice, qa, retrieval  # noqa: E402
 from evilm.train import distributed as D  # noqa: E402
 from experiments.torchrun_pretrain import main  # noqa: E402
 
@@ -32,17 +33,17 @@ RANK = os.environ.get("RANK", "0")
 
 
 def _record_writes() -> None:
-    real = common.write_json
+    real = tuning.atomic_write_json
 
-    def recorded(path, data):
+    def recorded(path, data, *args, **kwargs):
         calls.append(f"write_json:{Path(path).name}")
-        return real(path, data)
+        return real(path, data, *args, **kwargs)
 
-    common.write_json = recorded
+    tuning.atomic_write_json = recorded
 
 
 def _record_reports() -> None:
-    for module in (common, qa, multiple_choice, retrieval, linear_probe):
+    for module in (tuning, qa, multiple_choice, retrieval, linear_probe):
         real = module.report
 
         def recorded(callback, metrics, step, real=real):
@@ -96,8 +97,9 @@ class ToyModel(nn.Module):
 def toy_finetune(n_items: int, batch_size: int) -> dict:
     """Both toy losses, 2 epochs each: the weights they end with and the metrics reported (rank 0)."""
     from evilm.tasks import task_config
-    from evilm.tasks.common import finetune, gather_with_grad
+    from evilm.tasks.finetune import finetune
     from evilm.tasks.retrieval import contrastive_loss
+    from evilm.train.distributed import gather_with_grad
 
     settings = task_config("qa", "smoke", {"train": {"progress": False, "device": "cpu", "epochs": 2,
                                                      "batch_size": batch_size, "optim": {"eps": 1e-6}}}).train

@@ -16,9 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 
 from evilm.config import from_dict  # noqa: E402
+from evilm.files import atomic_torch_save  # noqa: E402
 from evilm.models import create_model  # noqa: E402
-from evilm.train.checkpoint import atomic_save  # noqa: E402
-from evilm.train.pretrain import EViLMForPretraining, PretrainConfig, pretrain  # noqa: E402
+from evilm.pretrain.config import PretrainConfig  # noqa: E402
+from evilm.pretrain.loop import pretrain  # noqa: E402
+from evilm.pretrain.objectives import EViLMForPretraining  # noqa: E402
 
 
 class ToyClips(torch.utils.data.Dataset):
@@ -79,7 +81,7 @@ def train(out_dir: Path, block_at: int = 0) -> dict[str, torch.Tensor]:
     finally:
         torch.set_num_threads(threads)
     assert result.metrics["pretrain/complete"] == 1.0, result.metrics
-    atomic_save(model.state_dict(), out_dir / "final.pt")
+    atomic_torch_save(model.state_dict(), out_dir / "final.pt")
     return model.state_dict()
 
 

@@ -2,7 +2,7 @@
 exactly like 1 process with the same global batch; only rank 0 writes; its checkpoint resumes on 1.
 
 All three losses are on: each rank draws the step's masks and VTM pairs for the global batch and
-keeps its rows, and weighs its loss means by its share of the targets (evilm/train/pretrain.py), so
+keeps its rows, and weighs its loss means by its share of the targets (evilm/pretrain/objectives.py), so
 even VTM's mismatched captions and MLM's per-word mean match the 1-process run. Text dropout is off
 (each rank draws its own dropout masks by design) and the smoke model's EdgeNeXt has LayerNorm only
 (BatchNorm statistics would be per rank).
@@ -24,7 +24,7 @@ from evilm.train import distributed as D
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "ddp_pretrain_worker.py"
-PRETRAIN = importlib.import_module("evilm.train.pretrain")  # (evilm.train.pretrain the attribute is the loop)
+PRETRAIN = importlib.import_module("evilm.pretrain")  # (pretrain_config, run, pretrain, EViLMForPretraining)
 
 # 3 optimizer steps of 4 clips (2 per rank), 2 micro-batches each; the 2-rank run stops after step 2
 SETTINGS = {
@@ -51,7 +51,7 @@ def smoke_inputs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ddp_inputs")
     world, _ = generate_world(WorldConfig(profile="smoke", seed=0, progress=False), root / "worlds")
     torch.manual_seed(0)
-    tokenizer = create_tokenizer("semantic_focal", tokenizer_preset("smoke", {"semantic": {"vocab_size": 50}}))
+    tokenizer = create_tokenizer("semantic", tokenizer_preset("smoke", {"semantic": {"vocab_size": 50}}))
     return {"data": world, "tokenizer": save_tokenizer(tokenizer, root / "tokenizer.pt")}
 
 
@@ -95,7 +95,7 @@ def test_two_torchrun_ranks_match_one_process_and_resume_on_one(tmp_path, smoke_
     rank0 = json.loads((spies / "rank0.json").read_text())
     rank1 = json.loads((spies / "rank1.json").read_text())
     assert rank0["exit"] == rank1["exit"] == 0
-    assert sorted(set(rank0["calls"])) == ["_write_json", "report", "save_checkpoint", "text_tokenizer.save"]
+    assert sorted(set(rank0["calls"])) == ["atomic_write_json", "report", "save_checkpoint", "text_tokenizer.save"]
     assert rank0["calls"].count("report") == 2
     assert rank1["calls"] == []
     assert not (two / "model.pt").exists()  # stopped after 2 of 3 steps: not complete

@@ -20,8 +20,9 @@ import pytest
 import torch
 from ddp_tasks_worker import TOY, ToyModel, toy_finetune
 
+import evilm.tasks.finetune as tuning
 from evilm.config import ConfigError
-from evilm.tasks import common, qa, retrieval, task_config
+from evilm.tasks import qa, retrieval, task_config
 from evilm.train import distributed as D
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,8 @@ def smoke_inputs(tmp_path_factory) -> dict[str, Path]:
     from evilm.data import TextTokenizer, text_corpus
     from evilm.data.synthetic import WorldConfig, generate_world
     from evilm.models import create_model
-    from evilm.train.pretrain import EViLMForPretraining, save_pretrained
+    from evilm.pretrain.objectives import EViLMForPretraining
+    from evilm.pretrain.pretrained import save_pretrained
 
     root = tmp_path_factory.mktemp("ddp_tasks")
     world, _ = generate_world(WorldConfig(profile="smoke", seed=0, progress=False), root / "worlds")
@@ -60,7 +62,7 @@ def _one_process(monkeypatch, out: Path, inputs: dict, task: str, overrides: dic
     weights: dict = {}
 
     def kept(model, *args, **kwargs):
-        result = common.finetune(model, *args, **kwargs)
+        result = tuning.finetune(model, *args, **kwargs)
         weights.update({k: v.detach().clone() for k, v in model.state_dict().items()})
         return result
 
@@ -181,18 +183,18 @@ def _check_toy(spies: Path, one: dict) -> float:
 
 
 def test_each_global_batch_is_split_over_the_ranks(monkeypatch):
-    one = common.shard_batches(10, 4, seed=0, epoch=1)
+    one = D.shard_batches(10, 4, seed=0, epoch=1)
     parts = []
     for rank in range(3):  # as if 3 ranks had joined
         monkeypatch.setattr(D, "rank_and_world", lambda rank=rank: (rank, 3))
-        parts.append(common.shard_batches(10, 4, seed=0, epoch=1))
+        parts.append(D.shard_batches(10, 4, seed=0, epoch=1))
     assert [sum((p[i] for p in parts), []) for i in range(len(one))] == one  # side by side: the 1-process batch
     assert [len(p[-1]) for p in parts] == [1, 1, 0]  # the short last batch (2 items): rank 2 gets none
-    assert list(common.rank_part(7)) == [5, 6]  # rank 2's part of a test set of 7: 3 + 2 + 2
+    assert list(D.rank_part(7)) == [5, 6]  # rank 2's part of a test set of 7: 3 + 2 + 2
 
     settings = task_config("qa", "smoke", {"train": {"progress": False, "batch_size": 4}}).train
     with pytest.raises(ConfigError, match="train.batch_size.*4 items.*3 ranks: use a multiple of 3"):
-        common.finetune(torch.nn.Linear(2, 2), list(range(8)), settings, None, None, "qa")
+        tuning.finetune(torch.nn.Linear(2, 2), list(range(8)), settings, None, None, "qa")
 
 
 def test_entry_point_refuses_inputs_of_another_stage(capsys, tmp_path):

@@ -8,7 +8,8 @@ import torch
 from evilm.data import TextTokenizer, text_corpus
 from evilm.data.synthetic import WorldConfig, generate_world
 from evilm.models import create_model
-from evilm.train.pretrain import EViLMForPretraining, save_pretrained
+from evilm.pretrain.objectives import EViLMForPretraining
+from evilm.pretrain.pretrained import save_pretrained
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,10 @@
 import torch
 
 from evilm.tasks import task_config
-from evilm.tasks.linear_probe import LinearProbeConfig, train_probe
+from evilm.tasks.config import LinearProbeConfig
 from evilm.tasks.linear_probe import run as run_probe
-from evilm.train.optim import OptimConfig
+from evilm.tasks.linear_probe import train_probe
+from evilm.train.config import OptimConfig
 
 
 def test_probe_learns_separable_features_and_folds_the_standardisation():

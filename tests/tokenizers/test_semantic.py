@@ -8,7 +8,7 @@ VOCAB = 12
 
 
 def test_training_step_combines_word_loss_and_vq_terms(smoke_config, make_batch):
-    tok = create_tokenizer("semantic_focal", smoke_config)
+    tok = create_tokenizer("semantic", smoke_config)
     step = tok.training_step(make_batch(smoke_config))
     terms = step.terms
     assert torch.allclose(step.loss, terms["token_loss"] + terms["codebook_loss"] + terms["commit_loss"])
@@ -20,7 +20,7 @@ def test_training_step_combines_word_loss_and_vq_terms(smoke_config, make_batch)
 
 
 def test_word_loss_reaches_the_encoder_only_through_the_straight_through_path(smoke_config, make_batch):
-    tok = create_tokenizer("semantic_bce", smoke_config)
+    tok = create_tokenizer("semantic", smoke_config)
     batch = make_batch(smoke_config)
     quant = tok.quantizer(tok.embed(batch["frames"]))
     logits = tok.word_logits(quant.z_q)
@@ -29,21 +29,35 @@ def test_word_loss_reaches_the_encoder_only_through_the_straight_through_path(sm
     assert tok.quantizer.codebook.grad is None
 
 
-def test_loss_choice_follows_the_name(smoke_config, make_batch):
-    batch = make_batch(smoke_config)
+def test_word_loss_follows_the_config(make_batch):
+    batch = make_batch(preset_config("smoke"))
     losses = {}
-    for name in ("semantic_focal", "semantic_bce"):
+    for word_loss in ("focal", "bce"):
         torch.manual_seed(0)
-        losses[name] = create_tokenizer(name, smoke_config).training_step(batch).terms["token_loss"]
-    assert losses["semantic_focal"] < losses["semantic_bce"]  # focal down-weights the many negatives
-    summed = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "word_reduction": "sum"}})
+        cfg = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "word_loss": word_loss}})
+        losses[word_loss] = create_tokenizer("semantic", cfg).training_step(batch).terms["token_loss"]
+    assert losses["focal"] < losses["bce"]  # focal down-weights the many negatives
     torch.manual_seed(0)
-    total = create_tokenizer("semantic_bce", summed).training_step(batch).terms["token_loss"]
-    assert total == pytest.approx(losses["semantic_bce"].item() * VOCAB, rel=1e-5)
+    plain = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "gamma_neg": 0.0}})
+    assert create_tokenizer("semantic", plain).training_step(batch).terms["token_loss"] == pytest.approx(
+        losses["bce"].item(), rel=1e-5)  # eq. 6 without its focusing term is BCE
+    summed = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "word_loss": "bce", "word_reduction": "sum"}})
+    torch.manual_seed(0)
+    total = create_tokenizer("semantic", summed).training_step(batch).terms["token_loss"]
+    assert total == pytest.approx(losses["bce"].item() * VOCAB, rel=1e-5)
+
+
+@pytest.mark.parametrize("key, value", [("gamma_neg", 2.0), ("gamma_pos", 1.0), ("clip", 0.05)])
+def test_bce_with_a_focusing_setting_is_a_config_error(key, value):
+    from evilm.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"semantic.{key}: word_loss 'bce' has no focusing terms"):
+        preset_config("smoke", {"semantic": {"word_loss": "bce", key: value}})
+    preset_config("smoke", {"semantic": {"word_loss": "focal", key: value}})
 
 
 def test_a_few_steps_fit_a_fixed_batch(smoke_config, make_batch):
-    tok = create_tokenizer("semantic_focal", smoke_config)
+    tok = create_tokenizer("semantic", smoke_config)
     batch = make_batch(smoke_config, batch=4)
     opt = torch.optim.Adam([p for p in tok.parameters() if p.requires_grad], lr=3e-3)
     first = None
@@ -66,24 +80,24 @@ def test_encoder_weights_load_from_a_local_file(smoke_config, tmp_path):
     path = tmp_path / "vit.pth"
     torch.save({"model": reference.state_dict()}, path)
     with_weights = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder_weights": str(path)}})
-    tok = create_tokenizer("semantic_focal", with_weights)
+    tok = create_tokenizer("semantic", with_weights)
     for key, value in reference.state_dict().items():
         assert torch.equal(tok.encoder.vit.state_dict()[key], value), key
     torch.save({"something": torch.zeros(3)}, tmp_path / "bad.pth")
     bad = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder_weights": str(tmp_path / "bad.pth")}})
     with pytest.raises(ValueError, match="bad.pth: encoder weights lack"):
-        create_tokenizer("semantic_focal", bad)
+        create_tokenizer("semantic", bad)
 
 
 def test_video_swin_option_keeps_every_frame_on_the_stride_32_grid():
     cfg = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder": "video_swin_t"}})
-    tok = create_tokenizer("semantic_focal", cfg).eval()
+    tok = create_tokenizer("semantic", cfg).eval()
     codes = tok.encode(torch.rand(1, 2, 3, 64, 96))
     assert codes.shape == (1, 2, 2, 3)
 
 
 def test_training_at_another_size_than_configured_is_a_clear_error(smoke_config, make_batch):
-    tok = create_tokenizer("semantic_focal", smoke_config)
+    tok = create_tokenizer("semantic", smoke_config)
     with pytest.raises(ValueError, match="configured num_frames and image_size"):
         tok.training_step(make_batch(smoke_config, height=96, width=96))
 
@@ -91,7 +105,7 @@ def test_training_at_another_size_than_configured_is_a_clear_error(smoke_config,
 def test_cnn_encoder_option_lands_on_the_grid_and_learns(make_batch):
     cfg = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder": "cnn",
                                                "encoder_backbone": "mobilenetv3_small_050"}})
-    tok = create_tokenizer("semantic_focal", cfg)
+    tok = create_tokenizer("semantic", cfg)
     assert tok.encode(torch.rand(1, 2, 3, 64, 96)).shape == (1, 2, 2, 3)
     step = tok.training_step(make_batch(cfg))
     step.loss.backward()
@@ -105,6 +119,10 @@ def test_cnn_encoder_with_the_wrong_stride_is_a_clear_error():
 
     cfg = preset_config("smoke", {"stride": 16, "semantic": {"vocab_size": VOCAB, "encoder": "cnn"}})
     with pytest.raises(ConfigError, match="output stride 32, the grid needs 16"):
-        create_tokenizer("semantic_focal", cfg)
-    with pytest.raises(ConfigError, match="semantic.encoder_backbone"):
-        preset_config("smoke", {"semantic": {"encoder": "cnn", "encoder_backbone": "mobilenetv3_smal_050"}})
+        create_tokenizer("semantic", cfg)
+    # a timm name is checked when the tokenizer is built (configs read without timm)
+    typo = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder": "cnn",
+                                                "encoder_backbone": "mobilenetv3_smal_050"}})
+    with pytest.raises(ConfigError, match="semantic.encoder_backbone: unknown timm model 'mobilenetv3_smal_050' "
+                                          r"\(did you mean 'mobilenetv3_small_050'\?\)"):
+        create_tokenizer("semantic", typo)

@@ -3,7 +3,18 @@ import torch
 
 from evilm.config import ConfigError
 from evilm.models import create_model
-from evilm.tokenizers import TOKENIZER_NAMES, create_tokenizer, load_tokenizer, preset_config, save_tokenizer
+from evilm.tokenizers import (
+    TOKENIZER_NAMES,
+    TOKENIZERS,
+    create_tokenizer,
+    load_tokenizer,
+    preset_config,
+    save_tokenizer,
+)
+
+
+def test_the_registry_holds_every_configurable_name():
+    assert set(TOKENIZERS) == set(TOKENIZER_NAMES) == {"semantic", "pixel_dvae", "perceptual_vq"}
 
 
 @pytest.mark.parametrize("name", TOKENIZER_NAMES)
@@ -37,30 +48,34 @@ def test_save_load_round_trip_gives_identical_codes(name, smoke_config, tmp_path
 
 
 def test_saved_file_keeps_only_what_encode_needs(smoke_config, tmp_path):
-    tok = create_tokenizer("semantic_focal", smoke_config)
+    tok = create_tokenizer("semantic", smoke_config)
     keys = torch.load(save_tokenizer(tok, tmp_path / "t.pt"), weights_only=True)["state_dict"].keys()
     assert any(k.startswith("encoder.") for k in keys) and "quantizer.codebook" in keys
     assert not any(k.startswith(("decoder.", "head.")) for k in keys)
 
 
-def test_name_sets_the_loss_and_is_saved(smoke_config, tmp_path):
-    tok = create_tokenizer("semantic_bce", smoke_config)
-    assert tok.loss_name == "bce" and tok.cfg.name == "semantic_bce"
-    assert type(load_tokenizer(save_tokenizer(tok, tmp_path / "t.pt"))).__name__ == "SemanticTokenizer"
-    assert load_tokenizer(tmp_path / "t.pt").loss_name == "bce"
+def test_the_name_picks_the_tokenizer_and_is_saved_with_the_word_loss(tmp_path):
+    cfg = preset_config("smoke", {"semantic": {"vocab_size": 12, "word_loss": "bce"}})
+    assert type(create_tokenizer("pixel_dvae", cfg)).__name__ == "DVAETokenizer"
+    tok = create_tokenizer("semantic", cfg)
+    assert tok.cfg.name == "semantic" and tok.cfg.semantic.word_loss == "bce"
+    loaded = load_tokenizer(save_tokenizer(tok, tmp_path / "t.pt"))
+    assert type(loaded).__name__ == "SemanticTokenizer" and loaded.cfg.semantic.word_loss == "bce"
 
 
 def test_bad_names_files_and_configs_are_clear_errors(smoke_config, tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'pixel_dvae'"):
         create_tokenizer("pixel_dvea", smoke_config)
     with pytest.raises(ConfigError, match="semantic.vocab_size"):
-        create_tokenizer("semantic_focal", preset_config("smoke"))
+        create_tokenizer("semantic", preset_config("smoke"))
     with pytest.raises(ConfigError, match="image_size"):
         preset_config("smoke", {"image_size": 70})
     with pytest.raises(ConfigError, match="semantic.decoder_width"):
         preset_config("smoke", {"semantic": {"decoder_width": 33}})
     with pytest.raises(ConfigError, match="profile"):
         preset_config("quik")
+    with pytest.raises(ConfigError, match="name: 'semantic_focal' is not one of"):
+        preset_config("smoke", {"name": "semantic_focal"})
     (tmp_path / "junk.pt").write_bytes(b"not a tokenizer")
     with pytest.raises(Exception, match="junk.pt|pickle|load"):
         load_tokenizer(tmp_path / "junk.pt")

@@ -4,7 +4,9 @@ import torch
 from evilm.config import ConfigError
 from evilm.data.synthetic import WorldConfig, generate_world
 from evilm.tokenizers import CachedCodes, load_tokenizer, preset_config
-from evilm.tokenizers.train import bank_loader, build_tokenizer, cosine_lr, run, train_tokenizer
+from evilm.tokenizers.train import bank_loader, build_tokenizer, run, train_tokenizer
+from evilm.train.optim import lr_factor
+from evilm.train.runtime import NonFiniteLossError
 
 
 @pytest.fixture(scope="module")
@@ -19,14 +21,8 @@ def random_loader(cfg, make_batch, batches=2):
     return [make_batch(cfg, batch=4, seed=s) for s in range(batches)]
 
 
-def test_cosine_schedule():
-    assert cosine_lr(0, 100, 10) == pytest.approx(0.1)
-    assert cosine_lr(10, 100, 10) == pytest.approx(1.0)
-    assert cosine_lr(100, 100, 10) == pytest.approx(0.0)
-
-
 def test_loop_reports_losses_and_usage_per_epoch_and_is_deterministic(smoke_config, make_batch):
-    cfg = preset_config("smoke", {"name": "semantic_bce", "semantic": {"vocab_size": 12}, "train": {"epochs": 2}})
+    cfg = preset_config("smoke", {"semantic": {"vocab_size": 12, "word_loss": "bce"}, "train": {"epochs": 2}})
     runs = []
     for _ in range(2):
         seen: list = []
@@ -46,11 +42,29 @@ def test_loop_stops_on_a_non_finite_loss(smoke_config, make_batch):
     tok = build_tokenizer(smoke_config)
     batch = make_batch(smoke_config)
     batch["frames"][0, 0, 0, 0, 0] = float("nan")
-    with pytest.raises(FloatingPointError, match="epoch 1"):
+    with pytest.raises(NonFiniteLossError, match="step 1: tokenizer loss = nan"):
         train_tokenizer(tok, [batch], None, smoke_config.train, progress=False)
 
 
-@pytest.mark.parametrize("name", ["semantic_focal", "pixel_dvae"])
+def test_loop_uses_the_shared_optimizer_and_schedule(make_batch, monkeypatch):
+    cfg = preset_config("smoke", {"semantic": {"vocab_size": 12},
+                                  "train": {"epochs": 2, "optim": {"lr": 1e-3, "warmup_ratio": 0.25}}})
+    tok = build_tokenizer(cfg)
+    lrs = []
+    real_step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        lrs.append([(group["lr"], group["weight_decay"]) for group in self.param_groups])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    train_tokenizer(tok, random_loader(cfg, make_batch), None, cfg.train, progress=False)
+    total = 4  # 2 epochs of 2 batches
+    assert [group[0][0] for group in lrs] == pytest.approx([1e-3 * lr_factor(s, total, cfg.train.optim) for s in range(total)])
+    assert lrs[0][1][1] == 0.0 and lrs[0][0][1] == 0.01  # biases and norm weights: no weight decay
+
+
+@pytest.mark.parametrize("name", ["semantic", "pixel_dvae"])
 def test_stage_trains_saves_and_labels_a_generated_world(name, small_world, tmp_path):
     cfg = preset_config("smoke", {"name": name})
     reported = []

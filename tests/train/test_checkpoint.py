@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from evilm.train.checkpoint import derived_seed, generator_for, load_checkpoint, restore, save_checkpoint
-from evilm.train.optim import OptimConfig, create_optimizer, create_scheduler
+from evilm.train.config import OptimConfig
+from evilm.train.optim import create_optimizer, create_scheduler
 
 
 def make(seed=0):

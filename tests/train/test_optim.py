@@ -3,7 +3,8 @@ import math
 import pytest
 from torch import nn
 
-from evilm.train.optim import OptimConfig, create_optimizer, create_scheduler, lr_factor
+from evilm.train.config import OptimConfig
+from evilm.train.optim import create_optimizer, create_scheduler, lr_factor
 
 
 def test_warmup_then_cosine_decay():

@@ -1,7 +1,7 @@
 import torch
 
 from evilm.data import FrameConfig, TextTokenizer, build_dataset, load_benchmark, text_corpus
-from evilm.train.data import CachedClips
+from evilm.data.loading import CachedClips
 
 
 def test_cached_clips_decode_each_video_once_and_match_a_fresh_read(smoke_world, monkeypatch):

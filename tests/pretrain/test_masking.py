@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from evilm.train.masking import (
+from evilm.pretrain.masking import (
     MaskConfig,
     apply_region_mask,
     block_mask,

@@ -1,4 +1,4 @@
-"""Shared fixtures for the training tests: one `smoke` world per session."""
+"""Shared fixtures for the pre-training tests: one `smoke` world per session."""
 
 from __future__ import annotations
 

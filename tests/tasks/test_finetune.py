@@ -3,7 +3,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from evilm.tasks.common import FinetuneSettings, finetune
+from evilm.tasks.config import FinetuneSettings
+from evilm.tasks.finetune import finetune
 
 
 class ConstantItems(Dataset):

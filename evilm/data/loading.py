@@ -1,4 +1,4 @@
-"""Data plumbing shared by pretraining and the downstream tasks.
+"""Loading data for training: what pretraining, the tokenizer and the downstream tasks share.
 
 - the text tokenizer every stage of one experiment must share (the language
   encoder's embedding table is indexed by it);
@@ -17,7 +17,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from evilm.data import DataError, FrameConfig, TextTokenizer, load_benchmark, text_corpus
+from evilm.data.catalog import load_benchmark, text_corpus
+from evilm.data.records import DataError
+from evilm.data.text import TextTokenizer
+from evilm.data.video import FrameConfig
 
 
 def build_text_tokenizer(data_root: str | Path, keep_fraction: float, benchmarks: tuple[str, ...] = ("webvid",)) -> TextTokenizer:
@@ -37,18 +40,6 @@ def frame_config(model_config: Any, cache_dir: str | None = None) -> FrameConfig
     """Frames as the model takes them: ``num_frames`` frames of ``image_size`` pixels (evaluation
     clips cached on disk in ``cache_dir`` when given)."""
     return FrameConfig(num_frames=model_config.num_frames, image_size=model_config.image_size, cache_dir=cache_dir)
-
-
-# The smoke/quick presets' disk cache of evaluation clips, inside the generated world's folder: every
-# stage reads the clips decoded by the first. The paper presets leave it off (augmented frames, and a
-# real data root may be read-only).
-FRAME_CACHE = ".frame_cache"
-
-
-def frame_cache_dir(setting: str | None, data_root: str | Path) -> str | None:
-    """A stage's ``frame_cache`` setting as a folder: relative paths are taken under the data root
-    (the generated world keeps its decoded clips beside its videos); None: no disk cache."""
-    return None if setting is None else str(Path(data_root) / setting)
 
 
 def records_of(benchmark: str, data_root: str | Path, split: str, **options) -> Any:
@@ -115,11 +106,9 @@ class BatchCollator:
 
 
 __all__ = [
-    "FRAME_CACHE",
     "BatchCollator",
     "CachedClips",
     "build_text_tokenizer",
-    "frame_cache_dir",
     "frame_config",
     "records_of",
     "resolve_text_tokenizer",

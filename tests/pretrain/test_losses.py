@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from evilm.train.losses import IGNORE, mlm_loss, mvm_loss, vtm_loss, vtm_pairs
+from evilm.pretrain.losses import IGNORE, mlm_loss, mvm_loss, vtm_loss, vtm_pairs
 
 
 def test_mlm_loss_hand_computed():

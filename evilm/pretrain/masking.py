@@ -20,31 +20,11 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from evilm.config import ConfigError
-
-MaskKind = Literal["block", "random", "tube"]
-
-
-@dataclass
-class MaskConfig:
-    kind: MaskKind = "block"
-    ratio: float = 0.4  # fraction of each frame's regions that are masked
-    min_block: int = 4  # block masking: smallest rectangle, in regions
-    min_aspect: float = 0.3  # block masking: aspect ratio drawn log-uniformly in [min_aspect, 1/min_aspect]
-    attempts: int = 10  # block masking: tries per rectangle before giving up on rectangles
-
-    def __post_init__(self):
-        if not 0.0 <= self.ratio < 1.0:
-            raise ConfigError("mask.ratio", f"must be in [0, 1), got {self.ratio}")
-        if self.min_block < 1:
-            raise ConfigError("mask.min_block", f"must be >= 1, got {self.min_block}")
-        if not 0.0 < self.min_aspect <= 1.0:
-            raise ConfigError("mask.min_aspect", f"must be in (0, 1], got {self.min_aspect}")
+from evilm.pretrain.config import MaskConfig
 
 
 def masked_count(gh: int, gw: int, ratio: float) -> int:

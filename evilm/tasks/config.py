@@ -1,0 +1,157 @@
+"""The downstream tasks' typed configs and the profiles' fine-tuning presets (no torch here).
+
+``task_config(task, profile, overrides)`` is the config a task's stage runs with: the task's own
+keys (``benchmark``, ``mode``, ...) and ``train`` (``FinetuneSettings``, from the profile's
+preset), then a spec's overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from evilm.config import ConfigError, from_preset, pick
+from evilm.data.frame_cache import FRAME_CACHE
+from evilm.train.config import OptimConfig
+
+QA_BENCHMARKS = ("msrvtt_qa", "msvd_qa", "tgif_frame")
+MC_BENCHMARKS = ("msrvtt_mc", "tgif_action", "tgif_transition")
+RETRIEVAL_BENCHMARKS = ("msrvtt_ret", "didemo_ret")
+PROBE_BENCHMARKS = ("hmdb51", "k400")
+
+# Retrieval's rank of a tied correct video (evilm.tasks.metrics): after every tie, before, or between.
+TieRule = Literal["pessimistic", "optimistic", "mean"]
+
+
+@dataclass
+class FinetuneSettings:
+    """Training settings every downstream task shares."""
+
+    model: str = "quick"  # evilm.models preset when there is no pretrained model
+    epochs: int = 5
+    batch_size: int = 16  # items per step, over all ranks (each of W ranks takes batch_size / W)
+    eval_batch_size: int = 32  # per rank (results do not depend on it)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.01, warmup_ratio=0.1))
+    augment: bool = False  # training-mode frames (random frame per segment, crop, jitter)
+    cache_clips: bool = True  # without augmentation: decode each clip once and keep it in memory
+    # evaluation clips decoded once for all stages into this folder (relative: under the data root); None: off
+    frame_cache: str | None = None
+    vocab_keep_fraction: float = 0.3  # text vocabulary without a pretrained model (as pretraining builds it)
+    train_items: int = 0  # > 0: fine-tune on a seeded random subset of this many training items
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    num_workers: int = 0
+    seed: int = 0
+    log_every: int = 10
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.train_items < 0:
+            raise ConfigError("train_items", f"must be >= 0, got {self.train_items}")
+        for key in ("epochs", "batch_size", "eval_batch_size", "log_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.cache_clips and not self.augment and self.num_workers > 0:
+            raise ConfigError("num_workers", "cache_clips keeps clips in this process: use num_workers=0")
+
+
+@dataclass
+class QAConfig:
+    benchmark: str = "msrvtt_qa"
+    top_k: int | None = None  # answer vocabulary size; None: the field's (1,500 / 1,000 / 1,540)
+    train: FinetuneSettings = field(default_factory=FinetuneSettings)
+
+    def __post_init__(self):
+        if self.benchmark not in QA_BENCHMARKS:
+            raise ConfigError("benchmark", f"'{self.benchmark}' is not an open-ended QA benchmark: {', '.join(QA_BENCHMARKS)}")
+
+
+@dataclass
+class MCConfig:
+    benchmark: str = "msrvtt_mc"
+    mode: Literal["finetune", "zero_shot"] = "finetune"
+    num_options: int = 5  # options per training item made from captions (MSRVTT-MC)
+    train: FinetuneSettings = field(default_factory=FinetuneSettings)
+
+    def __post_init__(self):
+        if self.benchmark not in MC_BENCHMARKS:
+            raise ConfigError("benchmark", f"'{self.benchmark}' is not a multiple-choice benchmark: {', '.join(MC_BENCHMARKS)}")
+        if self.num_options < 2:
+            raise ConfigError("num_options", f"must be >= 2, got {self.num_options}")
+
+
+@dataclass
+class RetrievalConfig:
+    benchmark: str = "msrvtt_ret"
+    mode: Literal["finetune", "zero_shot"] = "finetune"
+    embed_dim: int = 256
+    temperature: float = 0.05  # initial softmax temperature of the contrastive loss (learned)
+    rerank_k: int = 0  # > 0: re-order each text's top k videos with the pretrained VTM head
+    ties: TieRule = "pessimistic"
+    # also answer this multiple-choice benchmark with the retrieval model (the field's way for
+    # MSRVTT-MC): each option's text embedding against the video's (VTM scores in zero-shot mode)
+    mc_benchmark: str | None = None
+    train: FinetuneSettings = field(default_factory=FinetuneSettings)
+
+    def __post_init__(self):
+        if self.benchmark not in RETRIEVAL_BENCHMARKS:
+            raise ConfigError("benchmark", f"'{self.benchmark}' is not a retrieval benchmark: {', '.join(RETRIEVAL_BENCHMARKS)}")
+        if self.temperature <= 0:
+            raise ConfigError("temperature", f"must be > 0, got {self.temperature}")
+        if self.rerank_k < 0:
+            raise ConfigError("rerank_k", f"must be >= 0, got {self.rerank_k}")
+        if self.mc_benchmark is not None and self.mc_benchmark not in MC_BENCHMARKS:
+            raise ConfigError("mc_benchmark", f"'{self.mc_benchmark}' is not one of {', '.join(MC_BENCHMARKS)}")
+
+
+@dataclass
+class LinearProbeConfig:
+    benchmark: str = "hmdb51"
+    pool: Literal["mean", "cls"] = "mean"  # mean of the fused video tokens, or the video-only CLS
+    probe_epochs: int = 100  # passes over the stored features
+    probe_batch_size: int = 64
+    # no clipping: the probe is one linear layer on standardised features
+    probe_optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(lr=1e-2, weight_decay=1e-4, warmup_ratio=0.0, grad_clip=0.0))
+    train: FinetuneSettings = field(default_factory=FinetuneSettings)  # model, frames, device, seed, eval batch
+
+    def __post_init__(self):
+        if self.benchmark not in PROBE_BENCHMARKS:
+            raise ConfigError("benchmark", f"'{self.benchmark}' is not a linear-probe benchmark: {', '.join(PROBE_BENCHMARKS)}")
+        if self.probe_epochs < 1 or self.probe_batch_size < 1:
+            raise ConfigError("probe_epochs", "probe_epochs and probe_batch_size must be >= 1")
+
+
+# A task's name is also its module's: evilm.tasks.<task>.run is its stage.
+TASKS: dict[str, type] = {
+    "qa": QAConfig,
+    "multiple_choice": MCConfig,
+    "retrieval": RetrievalConfig,
+    "linear_probe": LinearProbeConfig,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # task-specific learning rates/epochs in the paper are not given; these follow the field's
+    # usual fine-tuning (AdamW 1e-4 / 5e-5, a few epochs) with augmented frames.
+    "paper": {"model": "paper", "epochs": 5, "batch_size": 32, "eval_batch_size": 64, "augment": True,
+              "cache_clips": False, "num_workers": 8, "vocab_keep_fraction": 0.3, "log_every": 50},
+    # a 2-core CPU: 2 epochs over (at most) 300 training items, fixed frames decoded once,
+    # a higher learning rate; the full test splits.
+    "quick": {"model": "quick", "epochs": 2, "batch_size": 16, "eval_batch_size": 32, "vocab_keep_fraction": 1.0,
+              "train_items": 300, "frame_cache": FRAME_CACHE, "optim": {"lr": 3e-4, "weight_decay": 0.01, "warmup_ratio": 0.1}},
+    "smoke": {"model": "smoke", "epochs": 1, "batch_size": 4, "eval_batch_size": 8, "vocab_keep_fraction": 1.0,
+              "frame_cache": FRAME_CACHE,
+              "log_every": 1, "optim": {"lr": 1e-3, "weight_decay": 0.01, "warmup_ratio": 0.1}},
+}
+
+
+def finetune_settings(profile: str, overrides: dict[str, Any] | None = None) -> FinetuneSettings:
+    """The fine-tuning settings of a profile (``smoke``/``quick``/``paper``) with validated overrides."""
+    return from_preset(FinetuneSettings, PRESETS, profile, overrides)
+
+
+def task_config(task: str, profile: str, overrides: dict[str, Any] | None = None) -> Any:
+    """The config of ``task`` with the ``profile``'s fine-tuning settings as ``train``, then ``overrides``."""
+    config_class = pick(TASKS, task, "task")
+    return from_preset(config_class, {name: {"train": settings} for name, settings in PRESETS.items()}, profile,
+                       overrides)

@@ -1,0 +1,60 @@
+import json
+
+import pytest
+import torch
+from pretrain_toys import ToyClips, config, smoke_model
+
+from evilm.pretrain.loop import pretrain
+from evilm.pretrain.pretrained import load_pretrained
+from evilm.train.runtime import EpochBatchSampler, NonFiniteLossError
+
+
+def run_steps(tmp_path, stop_after, resume=False, losses=("mlm", "vtm", "mvm")):
+    cfg = config(losses=list(losses), epochs=1, stop_after=stop_after, resume=resume, batch_size=2)
+    model = smoke_model(cfg.losses, seed=0 if not resume else 123)  # resumed weights come from the checkpoint
+    seen = {}
+    result = pretrain(cfg, model, ToyClips(n=8), tmp_path, on_metrics=lambda m, s: seen.update({s: m}))
+    return model, result, seen
+
+
+def test_resume_gives_the_same_weights_and_metrics(tmp_path):
+    # ToyClips(8) / batch 2 = one epoch of 4 steps: the stop at step 2 is mid-epoch.
+    straight, res_a, seen_a = run_steps(tmp_path / "a", stop_after=4)
+    assert res_a.metrics["pretrain/complete"] == 1.0 and res_a.metrics["pretrain/steps"] == 4
+    assert set(load_pretrained(res_a.artifacts["model"]).heads) == {"mlm", "vtm", "mvm"}
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["pretrain/steps"] == 4
+    _, res_b, _ = run_steps(tmp_path / "b", stop_after=2)
+    assert res_b.metrics["pretrain/complete"] == 0.0 and "model" not in res_b.artifacts
+    torch.manual_seed(999)  # whatever happens in between must not matter
+    resumed, res_c, seen_c = run_steps(tmp_path / "b", stop_after=4, resume=True)
+    assert sorted(seen_c) == [3, 4]
+    for step in (3, 4):
+        for k, v in seen_a[step].items():
+            if k not in ("train/clips_per_s", "train/data_fraction"):
+                assert seen_c[step][k] == v, (step, k)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert res_a.metrics == res_c.metrics
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    run_steps(tmp_path, stop_after=1, losses=("vtm",))
+    cfg = config(losses=["vtm"], epochs=2, resume=True, batch_size=2)
+    with pytest.raises(ValueError, match="other settings"):
+        pretrain(cfg, smoke_model(cfg.losses), ToyClips(n=8), tmp_path)
+
+
+def test_nan_loss_stops_the_run_naming_step_and_term(tmp_path):
+    # 2 micro-batches of 2 clips per step: the third micro-batch belongs to step 2
+    cfg = config(losses=["vtm"], epochs=1, batch_size=2, accum_steps=2)
+    order = list(EpochBatchSampler(8, 2, seed=cfg.seed, epoch=0))
+    bad_clip = order[2][0]  # a NaN pixel in a clip of the third micro-batch
+    seen = []
+    with pytest.raises(NonFiniteLossError, match="step 2: vtm = nan") as err:
+        pretrain(cfg, smoke_model(cfg.losses), ToyClips(n=8, nan_index=bad_clip), tmp_path,
+                 on_metrics=lambda m, s: seen.append(s))
+    assert err.value.step == 2 and err.value.term == "vtm"
+    assert seen == [1]  # step 1 (4 clips, 2 accumulated micro-batches) completed
+    assert not (tmp_path / "model.pt").exists()
+
+
