@@ -104,6 +104,28 @@ def data_root(config: DataRootConfig, inputs, out_dir, on_metrics=None):
     return StageResult(metrics=metrics, artifacts={"world": root})
 
 
+@dataclass
+class WeightsFileConfig:
+    """Released weights as a local file: ImageNet EdgeNeXt-small, OpenCLIP ViT-B/32, ..."""
+
+    path: str = ""
+    what: str = "weights"  # named in the error when the file is missing
+
+
+def weights_file(config: WeightsFileConfig, inputs, out_dir, on_metrics=None):
+    """Stage: check that ``config.path`` exists; artifact ``weights`` is the file, read in place."""
+    from pathlib import Path
+
+    from evilm.config import ConfigError
+    from evilm.stage import StageResult
+
+    path = Path(config.path).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError("path", f"{config.what} not found: {path} (nothing is downloaded; put the file there "
+                                  "or point --set <stage>.path=... at it)")
+    return StageResult(metrics={"bytes": float(path.stat().st_size)}, artifacts={"weights": path})
+
+
 def _task_preset(task: str) -> Callable:
     """The profile's fine-tuning settings for a downstream task (``evilm.tasks.config.task_config``)."""
 
@@ -115,10 +137,14 @@ def _task_preset(task: str) -> Callable:
     return preset
 
 
+# The per-frame backbone E-ViLM's video encoder starts from: the image prior (the ImageNet analogue)
+# or, on the paper profile, a local ImageNet checkpoint; absent, random initialisation.
+_VIDEO_INIT = Input(("image_prior", "weights_file"), artifact="weights", required=False)
 _TASK_INPUTS = {
     "data": Input(("data", "data_root"), artifact="world"),
-    # absent: the task starts from random initialisation (Table 5's first row)
+    # absent: the task starts from the video_init backbone and otherwise random weights (Table 5's first row)
     "pretrained": Input(("pretrain",), artifact="model", required=False),
+    "video_init": _VIDEO_INIT,
 }
 _TASK_IGNORE = ("train.progress", "train.num_workers", "train.log_every", "train.eval_batch_size", "train.frame_cache")
 _DATA_KINDS = ("data", "data_root")
@@ -144,6 +170,30 @@ STAGE_KINDS: dict[str, StageKind] = {
         ),
         # A real data root, read in place (the paper profile).
         StageKind("data_root", run=data_root, config=DataRootConfig, version="1", seed_key="", ignore=()),
+        # What the paper's models start from, trained on the generated world (quick, smoke): the ImageNet
+        # analogue (a frame classifier of the world's objects) and the CLIP analogue (frames matched to
+        # captions). Each saves a per-frame backbone (artifact "weights").
+        StageKind(
+            "image_prior",
+            run="evilm.priors.image:run",
+            config="evilm.priors.config:ImagePriorConfig",
+            inputs={"data": Input(_DATA_KINDS, artifact="world")},
+            version="1",
+            preset="evilm.priors.config:image_prior_config",
+            ignore=("progress", "data.frame_cache"),
+        ),
+        StageKind(
+            "clip_prior",
+            run="evilm.priors.clip:run",
+            config="evilm.priors.config:ClipPriorConfig",
+            inputs={"data": Input(_DATA_KINDS, artifact="world")},
+            version="1",
+            preset="evilm.priors.config:clip_prior_config",
+            ignore=("progress", "data.frame_cache"),
+        ),
+        # ... and on the paper profile, the released weights as local files (never downloaded).
+        StageKind("weights_file", run=weights_file, config=WeightsFileConfig, version="1", seed_key="",
+                  log_artifacts=False),
         # A video tokenizer (semantic VQ with focal/BCE loss, pixel dVAE, perceptual VQ), and the
         # codes of every clip for cached MVM targets.
         # version 3: trained by evilm.train.engine (no weight decay on biases and norm weights, the
@@ -167,8 +217,9 @@ STAGE_KINDS: dict[str, StageKind] = {
                 "data": Input(_DATA_KINDS, artifact="world"),
                 "tokenizer": Input(("tokenizer",), artifact="tokenizer", required=False),
                 "codes": Input(("tokenizer",), artifact="codes", required=False),
+                "video_init": _VIDEO_INIT,
             },
-            version="2",
+            version="3",
             preset="evilm.pretrain.config:pretrain_config",
             # resume/checkpoint_every: how, not what (a resumed run continues in the same out_dir)
             ignore=("progress", "num_workers", "log_every", "resume", "checkpoint_every", "frame_cache"),
@@ -180,7 +231,7 @@ STAGE_KINDS: dict[str, StageKind] = {
                 run=f"evilm.tasks.{module}:run",
                 config=f"evilm.tasks.config:{config}",
                 inputs=_TASK_INPUTS,
-                version="2",
+                version="3",
                 seed_key="train.seed",
                 preset=_task_preset(task),
                 ignore=_TASK_IGNORE,

@@ -16,7 +16,7 @@ LAYERS = [
     ("evilm.data",),
     ("evilm.models",),
     ("evilm.train", "evilm.profiling"),
-    ("evilm.tokenizers",),
+    ("evilm.tokenizers", "evilm.priors"),
     ("evilm.pretrain",),
     ("evilm.tasks",),
 ]

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evilm.config import ConfigError, close_match
+from evilm.models import backbones  # noqa: F401 (registers the world's backbones in timm)
 from evilm.models.config import EViLMConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

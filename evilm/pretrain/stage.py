@@ -13,6 +13,7 @@ from evilm.data.frame_cache import frame_cache_dir
 from evilm.data.loading import BatchCollator, CachedClips, frame_config, records_of, resolve_text_tokenizer
 from evilm.models.config import preset_config
 from evilm.models.evilm import EViLM
+from evilm.models.weights import load_backbone
 from evilm.pretrain.config import PretrainConfig
 from evilm.pretrain.loop import pretrain
 from evilm.pretrain.objectives import EViLMForPretraining
@@ -63,6 +64,8 @@ def run(
 
     torch.manual_seed(derived_seed(config.seed, "init"))
     model = EViLMForPretraining(EViLM(model_cfg), config.losses)
+    if inputs.get("video_init"):  # the image prior / ImageNet weights: what the paper's EdgeNeXt starts from
+        load_backbone(model.backbone.video_encoder.backbone, inputs["video_init"], model_cfg.video.backbone)
     if "mvm" in config.losses and stride != model.backbone.stride:
         raise ValueError(f"the video tokenizer labels {stride}px regions but the model's MVM grid has "
                          f"{model.backbone.stride}px regions; train the tokenizer with stride={model.backbone.stride}")

@@ -28,6 +28,12 @@ class FinetuneSettings:
     """Training settings every downstream task shares."""
 
     model: str = "quick"  # evilm.models preset when there is no pretrained model
+    # merged into that preset, as pretrain.model_overrides is into pre-training's (set both to change the model
+    # of every row of a table: the pre-trained rows take theirs from the pre-trained model file)
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    # "blind": the task model reads the text alone (the calibration report's video-blind floor: what the
+    # questions and options give away); QA and multiple choice only
+    video: Literal["frames", "blind"] = "frames"
     epochs: int = 5
     batch_size: int = 16  # items per step, over all ranks (each of W ranks takes batch_size / W)
     eval_batch_size: int = 32  # per rank (results do not depend on it)
@@ -107,6 +113,10 @@ class RetrievalConfig:
 @dataclass
 class LinearProbeConfig:
     benchmark: str = "hmdb51"
+    # "linear": the model frozen, a linear layer trained on its features (the paper's protocol);
+    # "finetune": the model and the layer trained end to end on the clips' labels with ``train``'s
+    # settings (the calibration report's supervised ceiling)
+    mode: Literal["linear", "finetune"] = "linear"
     pool: Literal["mean", "cls"] = "mean"  # mean of the fused video tokens, or the video-only CLS
     probe_epochs: int = 100  # passes over the stored features
     probe_batch_size: int = 64

@@ -25,6 +25,7 @@ pretraining (``evilm.pretrain.loop``); the collectives are ``evilm.train.distrib
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from evilm.config import ConfigError
+from evilm.config import ConfigError, deep_update
 from evilm.data.datasets import build_dataset
 from evilm.data.frame_cache import frame_cache_dir
 from evilm.data.loading import BatchCollator, CachedClips, frame_config, resolve_text_tokenizer
@@ -43,6 +44,7 @@ from evilm.data.text import TextTokenizer
 from evilm.files import atomic_write_json
 from evilm.models.config import preset_config
 from evilm.models.evilm import EViLM
+from evilm.models.weights import load_backbone
 from evilm.pretrain.pretrained import load_pretrained
 from evilm.stage import MetricsCallback, report
 from evilm.tasks.config import FinetuneSettings
@@ -80,7 +82,10 @@ def load_start(inputs: dict[str, Any], settings: FinetuneSettings) -> Start:
             raise ConfigError("inputs.data", "a task needs a data root")
         tokenizer = resolve_text_tokenizer(inputs, inputs["data"], settings.vocab_keep_fraction)
         torch.manual_seed(derived_seed(settings.seed, "init"))
-        backbone = EViLM(preset_config(settings.model, {"text": {"vocab_size": tokenizer.vocab_size}}))
+        overrides = deep_update(copy.deepcopy(settings.model_overrides), {"text": {"vocab_size": tokenizer.vocab_size}})
+        backbone = EViLM(preset_config(settings.model, overrides))
+        if inputs.get("video_init"):  # the image prior / ImageNet weights, as pre-training starts from
+            load_backbone(backbone.video_encoder.backbone, inputs["video_init"], backbone.config.video.backbone)
         start = Start(backbone, tokenizer, {}, pretrained=False)
     if "data" in inputs:
         start.frame_cache = frame_cache_dir(settings.frame_cache, inputs["data"])

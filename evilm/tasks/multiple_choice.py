@@ -22,6 +22,7 @@ from torch import nn
 
 from evilm.data.catalog import load_benchmark
 from evilm.data.records import MCItem
+from evilm.data.text_rules import mc_rules
 from evilm.models.evilm import EViLM
 from evilm.models.heads import MCHead, VTMHead
 from evilm.stage import MetricsCallback, StageResult, report
@@ -37,18 +38,18 @@ TRAIN_FROM = {"msrvtt_mc": "msrvtt_ret"}  # benchmarks without a training split
 class MCModel(nn.Module):
     """Backbone + a scorer on CLS (``MCHead`` or the pretrained ``VTMHead``)."""
 
-    def __init__(self, backbone: EViLM, scorer: nn.Module):
+    def __init__(self, backbone: EViLM, scorer: nn.Module, blind: bool = False):
         super().__init__()
         self.backbone = backbone
         self.scorer = scorer
+        self.blind = blind  # the options alone (the video-blind floor)
 
     def forward(self, frames: torch.Tensor, option_ids: torch.Tensor, option_mask: torch.Tensor) -> torch.Tensor:
         """Scores ``(B, K)`` of clips ``(B, T, 3, H, W)`` against options ``(B, K, L)``; each clip is encoded once."""
         b, k, length = option_ids.shape
-        video = self.backbone.encode_video(frames)
+        video = None if self.blind else self.backbone.encode_video(frames).repeat_interleave(k, dim=0)
         ids, mask = option_ids.reshape(b * k, length), option_mask.reshape(b * k, length)
-        fused = self.backbone.fuse(video=video.repeat_interleave(k, dim=0), text=self.backbone.encode_text(ids, mask),
-                                   text_mask=mask)
+        fused = self.backbone.fuse(video=video, text=self.backbone.encode_text(ids, mask), text_mask=mask)
         if isinstance(self.scorer, VTMHead):
             return self.scorer.match_score(fused.cls).view(b, k)
         return self.scorer(fused.cls).view(b, k)
@@ -99,7 +100,7 @@ def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
         model = MCModel(start.backbone, scorer)
         metrics: dict[str, float] = {}
     else:
-        model = MCModel(start.backbone, MCHead(start.backbone.width))
+        model = MCModel(start.backbone, MCHead(start.backbone.width), blind=settings.video == "blind")
         if config.benchmark in TRAIN_FROM:
             source = load_benchmark(TRAIN_FROM[config.benchmark], inputs["data"]).train
             train_records = caption_choices(source, config.num_options, settings.seed)
@@ -134,6 +135,8 @@ def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
         raise ValueError(f"{prefix}: no test item could be evaluated (all clips unreadable)")
     metrics[f"{prefix}/acc"] = 100.0 * sum(r["correct"] for r in rows) / len(rows)
     metrics[f"{prefix}/chance"] = 100.0 * sum(1.0 / len(r.options) for r in test_records) / len(test_records)
+    # the best rule that reads only the options (fitted on the training items, where there are any)
+    metrics[f"{prefix}/text_prior"] = max(r.accuracy for r in mc_rules(bench.train, test_records))
     metrics[f"{prefix}/test_items"] = float(len(rows))
     metrics[f"{prefix}/test_skipped"] = float(len(test_records) - len(rows))
     metrics[f"{prefix}/pretrained"] = float(start.pretrained)

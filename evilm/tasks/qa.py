@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evilm.data.loading import records_of
+from evilm.data.text_rules import qa_rules
 from evilm.models.evilm import EViLM
 from evilm.models.heads import QAHead
 from evilm.stage import MetricsCallback, StageResult, report
@@ -29,15 +30,18 @@ from evilm.train.runtime import resolve_device
 
 
 class QAModel(nn.Module):
-    def __init__(self, backbone: EViLM, num_answers: int):
+    def __init__(self, backbone: EViLM, num_answers: int, blind: bool = False):
         super().__init__()
         self.backbone = backbone
         self.head = QAHead(backbone.width, num_answers)
+        self.blind = blind  # the question alone (the video-blind floor)
 
     def forward(self, frames: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 video_ids: list[str] | None = None) -> torch.Tensor:
         """Answer logits; with ``video_ids``, each distinct video of the batch is encoded once."""
-        if video_ids is None:
+        if self.blind:
+            video = None
+        elif video_ids is None:
             video = self.backbone.encode_video(frames)
         else:
             first = {vid: i for i, vid in reversed(list(enumerate(video_ids)))}
@@ -46,6 +50,15 @@ class QAModel(nn.Module):
             video = video[[order.index(v) for v in video_ids]]
         text = self.backbone.encode_text(input_ids, attention_mask)
         return self.head(self.backbone.fuse(video=video, text=text, text_mask=attention_mask).cls)
+
+
+def qa_floors(prefix: str, train: list, test: list) -> dict[str, float]:
+    """What the text alone gets on this test set (``evilm.data.text_rules``): chance within each question's
+    template (the question-type prior), the majority answer, and the best answer per template."""
+    scores = {r.name: r.accuracy for r in qa_rules(train, test)}
+    return {f"{prefix}/chance": scores["uniform within template (chance)"],
+            f"{prefix}/majority": scores["majority answer"],
+            f"{prefix}/text_prior": scores["best answer per template"]}
 
 
 def run(config: QAConfig, inputs: dict[str, Any], out_dir: str | Path, on_metrics: MetricsCallback | None = None) -> StageResult:
@@ -62,7 +75,7 @@ def run(config: QAConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
     test_records = bench.test
     answers = bench.answers
     start = load_start(inputs, settings)
-    model = QAModel(start.backbone, answers.num_classes)
+    model = QAModel(start.backbone, answers.num_classes, blind=settings.video == "blind")
     train_set = make_dataset("qa", train_records, start, settings, train=True, answers=answers)
     test_set = make_dataset("qa", test_records, start, settings, train=False, answers=answers)
 
@@ -95,6 +108,7 @@ def run(config: QAConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
     metrics[f"{prefix}/acc"] = 100.0 * sum(correct) / len(correct)
     for kind, acc in accuracy_by_type(correct, [r["type"] for r in rows]).items():
         metrics[f"{prefix}/acc_{kind}"] = acc
+    metrics.update(qa_floors(prefix, train_records, test_records))
     metrics[f"{prefix}/answer_coverage"] = 100.0 * answers.coverage([r.answer for r in test_records])
     metrics[f"{prefix}/test_items"] = float(len(rows))
     metrics[f"{prefix}/test_skipped"] = float(len(test_records) - len(rows))

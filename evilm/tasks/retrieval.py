@@ -289,6 +289,8 @@ def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on
     metrics[f"{prefix}/texts_encoded_per_s"] = enc["texts_per_s"]
     metrics[f"{prefix}/ranking_seconds"] = rank_seconds
     metrics[f"{prefix}/pretrained"] = float(start.pretrained)
+    for k in (1, 5, 10):  # a random ranking's expected recall (ties broken at random score the same)
+        metrics[f"{prefix}/chance_R@{k}"] = 100.0 * min(k, similarity.shape[1]) / similarity.shape[1]
     mc_items = None
     if config.mc_benchmark is not None:
         known = dict(zip(enc["video_ids"], enc["videos"])) if config.mode == "finetune" else {}

@@ -1,4 +1,4 @@
-"""Shared fixtures for the task tests: one `smoke` world and one untrained `smoke` model file."""
+"""Shared fixtures for the task tests: one untrained `smoke` model file (the world: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,9 @@ import pytest
 import torch
 
 from evilm.data import TextTokenizer, text_corpus
-from evilm.data.synthetic import WorldConfig, generate_world
 from evilm.models import create_model
 from evilm.pretrain.objectives import EViLMForPretraining
 from evilm.pretrain.pretrained import save_pretrained
-
-
-@pytest.fixture(scope="session")
-def smoke_world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("worlds")
-    path, _ = generate_world(WorldConfig(profile="smoke", seed=0, progress=False), root)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,142 @@
+"""The ImageNet analogue: a per-frame backbone trained to name what a frame of the world shows.
+
+Each frame of a pre-training clip is labelled from the world's ground truth (``scenes.jsonl``) with
+which shapes, colours, textures and sizes its objects have (multi-label) and how many objects
+there are. A linear head on the backbone's mean-pooled final feature map learns them; the
+backbone then initialises E-ViLM's video encoder (and the perceptual tokenizer's feature net), as
+ImageNet weights initialise the paper's EdgeNeXt. Only the training split of the pre-training
+corpus is used; its validation split measures how well each attribute is named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evilm.data.catalog import load_benchmark
+from evilm.data.records import DataError
+from evilm.data.scenes import COLOURS, SHAPES, SIZES, TEXTURES
+from evilm.data.synthetic import load_scenes
+from evilm.models.video_encoder import create_backbone
+from evilm.models.weights import save_backbone
+from evilm.priors.config import ImagePriorConfig
+from evilm.priors.frames import Normalise, load_frames
+from evilm.stage import MetricsCallback, StageResult, report
+from evilm.train.checkpoint import derived_seed, generator_for
+from evilm.train.engine import Engine, RunningMeans, check_finite
+from evilm.train.progress import ProgressBar
+
+ATTRIBUTES = {"shape": SHAPES, "colour": list(COLOURS), "texture": TEXTURES, "size": list(SIZES)}
+MAX_OBJECTS = 3
+
+
+def frame_labels(scene) -> tuple[torch.Tensor, int]:
+    """Multi-hot presence over every attribute value (a colour an object changes to counts), and
+    the object count - 1."""
+    parts = []
+    for name, values in ATTRIBUTES.items():
+        present = torch.zeros(len(values))
+        for obj in scene.objects:
+            present[values.index(getattr(obj, name))] = 1.0
+            if name == "colour" and obj.details.get("new_colour"):
+                present[values.index(obj.details["new_colour"])] = 1.0
+        parts.append(present)
+    return torch.cat(parts), len(scene.objects) - 1
+
+
+class FrameClassifier(nn.Module):
+    """A backbone and one linear layer: attribute-presence logits, then object-count logits."""
+
+    def __init__(self, backbone_name: str):
+        super().__init__()
+        self.normalise = Normalise()
+        self.backbone = create_backbone(backbone_name, key="backbone")
+        self.num_presence = sum(len(v) for v in ATTRIBUTES.values())
+        self.head = nn.Linear(self.backbone.num_features, self.num_presence + MAX_OBJECTS)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.forward_features(self.normalise(images)).mean((2, 3)))
+
+    def loss(self, images: torch.Tensor, presence: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        logits = self(images)
+        return (F.binary_cross_entropy_with_logits(logits[:, : self.num_presence], presence)
+                + F.cross_entropy(logits[:, self.num_presence :], count))
+
+
+@torch.no_grad()
+def attribute_accuracy(model: FrameClassifier, images: torch.Tensor, presence: torch.Tensor,
+                       count: torch.Tensor) -> dict[str, float]:
+    """Per attribute, how often the value scored highest is one the frame shows; and the count's accuracy (%)."""
+    model.eval()
+    logits = torch.cat([model(x) for x in images.split(256)])
+    model.train()
+    out, start = {}, 0
+    for name, values in ATTRIBUTES.items():
+        scores, shown = logits[:, start : start + len(values)], presence[:, start : start + len(values)]
+        out[name] = 100.0 * shown.gather(1, scores.argmax(1, keepdim=True)).mean().item()
+        start += len(values)
+    out["count"] = 100.0 * (logits[:, start:].argmax(1) == count).float().mean().item()
+    return out
+
+
+def labelled_frames(records: list[Any], config: ImagePriorConfig, root: Path, scenes: dict, description: str):
+    """Every frame of the records as its own image: ``uint8 (N*T, 3, H, W)``, presence, count."""
+    frames, kept = load_frames(records, config.data, root, config.progress, description)
+    labels = [frame_labels(scenes[r.video_id]) for r in kept]
+    per_clip = frames.shape[1]
+    presence = torch.stack([p for p, _ in labels]).repeat_interleave(per_clip, 0)
+    count = torch.tensor([c for _, c in labels]).repeat_interleave(per_clip, 0)
+    return frames.flatten(0, 1), presence, count
+
+
+def train(config: ImagePriorConfig, images: torch.Tensor, presence: torch.Tensor, count: torch.Tensor,
+          on_metrics: MetricsCallback | None = None, log_every: int = 50) -> FrameClassifier:
+    torch.manual_seed(derived_seed(config.seed, "image prior init"))
+    model = FrameClassifier(config.backbone)
+    engine = Engine(model, config.optim, config.steps)
+    generator = generator_for(config.seed, "image prior batches")
+    window = RunningMeans()
+    bar = ProgressBar(config.progress, total=config.steps, start=0, description="image prior")
+    for step in range(1, config.steps + 1):
+        rows = torch.randint(len(images), (config.batch_size,), generator=generator)
+        engine.zero_grad()
+        loss = model.loss(images[rows], presence[rows], count[rows])
+        check_finite(step, {"image prior loss": loss.item()})
+        engine.backward(loss)
+        engine.step()
+        window.add({"loss": loss.item()})
+        if step % log_every == 0 or step == config.steps:
+            logged = window.means("image_prior/train_")
+            report(on_metrics, logged, step)
+            bar.update(step, {"train/loss": logged["image_prior/train_loss"]})
+            window.reset()
+    bar.close()
+    return model
+
+
+def run(config: ImagePriorConfig, inputs: dict[str, Any], out_dir: str | Path,
+        on_metrics: MetricsCallback | None = None) -> StageResult:
+    """Stage: train the ImageNet analogue on ``inputs['data']`` (a generated world); artifact ``weights``."""
+    root = Path(inputs["data"])
+    if not (root / "scenes.jsonl").is_file():
+        raise DataError(f"{root}: the image prior learns from a generated world's ground truth (scenes.jsonl); "
+                        "for real data give ImageNet weights as a file (stage kind weights_file)")
+    bench = load_benchmark(config.data.benchmark, root)
+    scenes = load_scenes(root)
+    images, presence, count = labelled_frames(bench.train, config, root, scenes, "image prior: decoding clips")
+    model = train(config, images, presence, count, on_metrics)
+    metrics: dict[str, float] = {"image_prior/train_frames": float(len(images))}
+    if bench.val:
+        val = labelled_frames(bench.val, config, root, scenes, "image prior: decoding validation clips")
+        accuracy = attribute_accuracy(model, *val)
+        metrics.update({f"image_prior/val_{k}": v for k, v in accuracy.items()})
+        metrics["image_prior/val_mean"] = sum(accuracy.values()) / len(accuracy)
+    out_dir = Path(out_dir)
+    weights = save_backbone(out_dir / "backbone.pt", config.backbone, model.backbone,
+                            meta={"prior": "image", "image_size": config.data.image_size})
+    report(on_metrics, metrics, config.steps)
+    return StageResult(metrics=metrics, artifacts={"weights": weights})
