@@ -1,4 +1,15 @@
-"""Costs: parameters, FLOPs (fvcore, one multiply-add = one FLOP), latency through each inference path, memory."""
+"""Costs: parameters, FLOPs (fvcore, one multiply-add = one FLOP), latency through each inference path, memory.
+
+- ``inputs``: the models Table 1 compares, by key, and the dummy inputs their costs are quoted for;
+- ``params``, ``flops``: counts; ``memory``: peak memory of one pass, in a fresh process;
+- ``latency``: wall-time helpers (one model; several callables in interleaved rounds);
+- ``paths``: the CPU inference paths (fp32 / bf16 eager, torch.compile, ONNX Runtime), each
+  checked against fp32 eager within a stated tolerance;
+- ``deployment``: every model through every path at several batch sizes, in one run;
+- ``retrieval_speed``: retrieval's unimodal encoders (videos/s, texts/s) and the ranking time;
+- ``breakdown``: where the time goes, per model part and kind of operator;
+- ``cost_table``: the ``cost`` stage (Table 1's cost columns); ``python -m evilm.profiling`` prints it.
+"""
 
 from evilm.profiling.breakdown import profile_breakdown
 from evilm.profiling.cost_table import CostConfig, measure_all, measure_model

@@ -111,10 +111,8 @@ def test_cost_stage_latency_names_the_fastest_faithful_path(tmp_path, monkeypatc
 
 
 def test_latency_ratio_uses_each_models_fastest_path():
-    cfg = CostConfig(evilm_preset="smoke", baselines=[], torch_crosscheck=False)
-    e = measure_model("evilm", cfg)
-    e.update(median_ms=50.0, latency_ms_by_path={"fp32_eager": 100.0})
-    b = dict(e, model="all-in-one-B", median_ms=300.0, latency_ms_by_path={"fp32_eager": 400.0})
+    e = {"params_no_heads": 10, "gflops": 1.0, "median_ms": 50.0, "latency_ms_by_path": {"fp32_eager": 100.0}}
+    b = {"params_no_heads": 100, "gflops": 20.0, "median_ms": 300.0, "latency_ms_by_path": {"fp32_eager": 400.0}}
     r = ratios({"evilm": e, "all_in_one_b": b})
     assert r["latency_ratio_aio_b_over_evilm"] == 6.0
     assert r["latency_ratio_aio_b_over_evilm_fp32_eager"] == 4.0

@@ -33,12 +33,12 @@ def test_embedders_are_the_retrieval_models_unimodal_encoders():
 def test_encode_throughput_checks_each_path():
     torch.manual_seed(0)
     results = encode_throughput(create_model("smoke").eval(), ["fp32_eager", "onnxruntime"], video_batch=2,
-                                text_batch=4, embed_dim=16, repeats=3)
+                                text_batch=4, embed_dim=16, repeats=1)
     assert [(r.modality, r.path) for r in results] == [
         ("video", "fp32_eager"), ("video", "onnxruntime"), ("text", "fp32_eager"), ("text", "onnxruntime")
     ]
     for r in results:
-        assert r.within_tolerance and r.items_per_s > 0 and len(r.times_ms) == 3
+        assert r.within_tolerance and r.items_per_s > 0 and len(r.times_ms) == 1
     text = markdown(results, {"median_s": 0.01, "max_s": 0.02}, tie_rule="pessimistic")
     assert PATH_LABELS["onnxruntime"] in text and "(< 1 s)" in text
 
