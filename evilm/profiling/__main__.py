@@ -38,26 +38,47 @@ decoder) and per kind of operator (depthwise convolution, LayerNorm, linear, GEL
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m evilm.profiling", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m evilm.profiling",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="paper", help="E-ViLM preset: paper (default), quick or smoke")
-    p.add_argument("--latency", action="store_true", help="deployment-style latency through every path (minutes)")
-    p.add_argument("--breakdown", action="store_true", help="where E-ViLM's fp32 eager time goes, per part and operator")
+    p.add_argument(
+        "--latency", action="store_true", help="deployment-style latency through every path (minutes)"
+    )
+    p.add_argument(
+        "--breakdown", action="store_true", help="where E-ViLM's fp32 eager time goes, per part and operator"
+    )
     p.add_argument(
         "--quick",
         action="store_true",
         help="with --latency: batch 1 only, E-ViLM and all-in-one-T/B, 3 rounds, retrieval without torch.compile",
     )
-    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS, help="inference paths (default: all)")
-    p.add_argument("--models", nargs="+", default=None, choices=ALL_MODELS, help="models to time (default: all four)")
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=None, help="default: 1 8 (1 with --quick)")
-    p.add_argument("--repeats", type=int, default=None, help="interleaved timing rounds (default 5, 3 with --quick)")
     p.add_argument(
-        "--max-seconds", type=float, default=90.0, help="stop a batch size's rounds after this much timing (>= 3 rounds)"
+        "--paths", nargs="+", default=list(PATHS), choices=PATHS, help="inference paths (default: all)"
     )
-    p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads (default: torch's choice)")
-    p.add_argument("--no-retrieval", action="store_true", help="with --latency: skip retrieval's encode/ranking speed")
-    p.add_argument("--no-torch-check", action="store_true", help="skip the torch.utils.flop_counter cross-check")
+    p.add_argument(
+        "--models", nargs="+", default=None, choices=ALL_MODELS, help="models to time (default: all four)"
+    )
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=None, help="default: 1 8 (1 with --quick)")
+    p.add_argument(
+        "--repeats", type=int, default=None, help="interleaved timing rounds (default 5, 3 with --quick)"
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=90.0,
+        help="stop a batch size's rounds after this much timing (>= 3 rounds)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch and ONNX Runtime threads (default: torch's choice)"
+    )
+    p.add_argument(
+        "--no-retrieval", action="store_true", help="with --latency: skip retrieval's encode/ranking speed"
+    )
+    p.add_argument(
+        "--no-torch-check", action="store_true", help="skip the torch.utils.flop_counter cross-check"
+    )
     return p
 
 
@@ -98,7 +119,9 @@ def main(argv=None) -> int:
                 sections.append(_retrieval_section(args, fastest, progress))
         if args.breakdown:
             sections.append(_breakdown_section(args.preset, progress))
-    print(f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads: {torch.get_num_threads()}\n")
+    print(
+        f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, threads: {torch.get_num_threads()}\n"
+    )
     print(markdown(rows, cfg))
     for section in sections:
         print(section)
@@ -114,14 +137,17 @@ def _retrieval_section(args, fastest: str, progress) -> str:
     from evilm.profiling.retrieval_speed import markdown as retrieval_markdown
     from evilm.tasks.metrics import retrieval_ranks
 
-    paths = ["fp32_eager", "bf16_autocast"] if args.quick else list(dict.fromkeys(["fp32_eager", "bf16_autocast", fastest]))
+    paths = (
+        ["fp32_eager", "bf16_autocast"]
+        if args.quick
+        else list(dict.fromkeys(["fp32_eager", "bf16_autocast", fastest]))
+    )
     progress(f"retrieval encoders through {', '.join(paths)}")
     results = encode_throughput(build_model("evilm", args.preset), paths, repeats=3 if args.quick else 5)
     progress("ranking 1k x 1k")
     ranking = ranking_seconds(lambda s: retrieval_ranks(s, ties="pessimistic"))
-    return (
-        f"## Retrieval, unimodal encoding ({args.preset} preset, random weights)\n\n"
-        + retrieval_markdown(results, ranking, tie_rule="pessimistic: a tie counts against the correct video")
+    return f"## Retrieval, unimodal encoding ({args.preset} preset, random weights)\n\n" + retrieval_markdown(
+        results, ranking, tie_rule="pessimistic: a tie counts against the correct video"
     )
 
 

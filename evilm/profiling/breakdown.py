@@ -26,13 +26,38 @@ import torch
 from torch import nn
 
 KINDS = (
-    "depthwise conv", "conv", "layer norm", "linear / matmul", "attention", "GELU", "element-wise", "copy / layout", "other",
+    "depthwise conv",
+    "conv",
+    "layer norm",
+    "linear / matmul",
+    "attention",
+    "GELU",
+    "element-wise",
+    "copy / layout",
+    "other",
 )
 
 _LINEAR = {"aten::linear", "aten::addmm", "aten::mm", "aten::matmul", "aten::bmm", "aten::baddbmm"}
 _ATTENTION = {"aten::scaled_dot_product_attention", "aten::softmax", "aten::_softmax"}
-_ELEMENTWISE = {"aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::div", "aten::div_", "aten::sub", "aten::rsub"}
-_COPY = {"aten::contiguous", "aten::clone", "aten::copy_", "aten::to", "aten::_to_copy", "aten::cat", "aten::permute"}
+_ELEMENTWISE = {
+    "aten::add",
+    "aten::add_",
+    "aten::mul",
+    "aten::mul_",
+    "aten::div",
+    "aten::div_",
+    "aten::sub",
+    "aten::rsub",
+}
+_COPY = {
+    "aten::contiguous",
+    "aten::clone",
+    "aten::copy_",
+    "aten::to",
+    "aten::_to_copy",
+    "aten::cat",
+    "aten::permute",
+}
 _CONV = {"aten::conv2d", "aten::convolution", "aten::_convolution", "aten::mkldnn_convolution"}
 
 # The parts of E-ViLM a reader asks about; names absent from a model are skipped.
@@ -76,14 +101,20 @@ class Breakdown:
         for part in parts:
             cells = [f"{self.ms.get((part, k), 0.0):.1f}" for k in KINDS]
             total = self.by_part()[part]
-            lines.append(f"| {part} | " + " | ".join(cells) + f" | {total:.1f} | {100 * total / self.total_ms:.0f}% |")
+            lines.append(
+                f"| {part} | " + " | ".join(cells) + f" | {total:.1f} | {100 * total / self.total_ms:.0f}% |"
+            )
         kinds = self.by_kind()
         lines.append(
             "| **all** | "
             + " | ".join(f"**{kinds.get(k, 0.0):.1f}**" for k in KINDS)
             + f" | **{self.total_ms:.1f}** | 100% |"
         )
-        lines.append("| share | " + " | ".join(f"{100 * kinds.get(k, 0.0) / self.total_ms:.0f}%" for k in KINDS) + " | | |")
+        lines.append(
+            "| share | "
+            + " | ".join(f"{100 * kinds.get(k, 0.0) / self.total_ms:.0f}%" for k in KINDS)
+            + " | | |"
+        )
         return "\n".join(lines)
 
 

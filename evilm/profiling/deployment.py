@@ -11,6 +11,7 @@ deployment would pick.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ BASELINE_KEY = "evilm"  # ratios are "other model / E-ViLM"
 @dataclass
 class DeploymentConfig:
     evilm_preset: str = "paper"
-    models: list[str] = field(default_factory=lambda: ["evilm", "all_in_one_t", "all_in_one_s", "all_in_one_b"])
+    models: list[str] = field(
+        default_factory=lambda: ["evilm", "all_in_one_t", "all_in_one_s", "all_in_one_b"]
+    )
     paths: list[str] = field(default_factory=lambda: list(PATHS))
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8])
     repeats: int = 5  # interleaved rounds per batch size
@@ -41,7 +44,9 @@ class DeploymentConfig:
         if unknown:
             raise ValueError(f"unknown inference paths {unknown}; known: {', '.join(PATHS)}")
         if "fp32_eager" not in self.paths:
-            raise ValueError("the paths must include fp32_eager: every other path is checked and compared against it")
+            raise ValueError(
+                "the paths must include fp32_eager: every other path is checked and compared against it"
+            )
 
 
 @dataclass
@@ -54,10 +59,11 @@ class PathResult:
     max_abs: float
     rel_rms: float
     within_tolerance: bool
+    error: str | None = None  # the path could not be prepared (export or compilation failed)
 
     @property
     def median_ms(self) -> float:
-        return statistics.median(self.times_ms)
+        return statistics.median(self.times_ms) if self.times_ms else math.nan
 
     @property
     def items_per_s(self) -> float:
@@ -86,10 +92,14 @@ class Comparison:
 
     def speedup(self, model: str, batch_size: int, path: str) -> float:
         """fp32 eager median / this path's median, for the same model and batch."""
-        return self.get(model, batch_size, "fp32_eager").median_ms / self.get(model, batch_size, path).median_ms
+        return (
+            self.get(model, batch_size, "fp32_eager").median_ms / self.get(model, batch_size, path).median_ms
+        )
 
     def fastest_faithful(self, model: str, batch_size: int) -> PathResult:
-        candidates = [r for r in self.results if (r.model, r.batch_size) == (model, batch_size) and r.within_tolerance]
+        candidates = [
+            r for r in self.results if (r.model, r.batch_size) == (model, batch_size) and r.within_tolerance
+        ]
         return min(candidates, key=lambda r: r.median_ms)
 
     def ratio(self, other: str, batch_size: int, path: str) -> float | None:
@@ -118,16 +128,24 @@ def compare_paths(
 
 def _compare_batch(cfg: DeploymentConfig, batch_size: int, progress, workdir) -> list[PathResult]:
     torch._dynamo.reset()  # compiled code of the previous batch size is not needed any more
-    calls, checks, setups = {}, {}, {}
+    pairs, calls, checks, setups, failures = [], {}, {}, {}, {}
     for key in cfg.models:
         torch.manual_seed(cfg.seed)
         model = build_model(key, cfg.evilm_preset)
         inputs = inputs_for(model, batch_size, seed=cfg.seed)
         reference = None
         for path in ["fp32_eager", *[p for p in cfg.paths if p != "fp32_eager"]]:
+            pairs.append((key, path))
             if progress:
                 progress(f"batch {batch_size}: preparing {MODEL_LABELS.get(key, key)} / {PATH_LABELS[path]}")
-            prepared = prepare(path, model, inputs, mask_input=2, workdir=workdir)
+            if path == "fp32_eager":
+                prepared = prepare(path, model, inputs, mask_input=2, workdir=workdir)
+            else:
+                try:
+                    prepared = prepare(path, model, inputs, mask_input=2, workdir=workdir)
+                except Exception as e:  # one path failing must not lose the others' minutes of work
+                    failures[(key, path)] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+                    continue
             reference = prepared.outputs if reference is None else reference
             checks[(key, path)] = compare_outputs(prepared.outputs, reference)
             setups[(key, path)] = prepared.setup_s
@@ -135,30 +153,58 @@ def _compare_batch(cfg: DeploymentConfig, batch_size: int, progress, workdir) ->
     if progress:
         progress(f"batch {batch_size}: timing {len(calls)} (model, path) pairs in interleaved rounds")
     times = interleaved_latency(calls, repeats=cfg.repeats, warmup=1, max_seconds=cfg.max_seconds)
-    return [
-        PathResult(
-            model=key,
-            batch_size=batch_size,
-            path=path,
-            times_ms=times[(key, path)],
-            setup_s=setups[(key, path)],
-            max_abs=checks[(key, path)].max_abs,
-            rel_rms=checks[(key, path)].rel_rms,
-            within_tolerance=checks[(key, path)].within(TOLERANCES[path]),
+    results = []
+    for key, path in pairs:
+        if (key, path) in failures:
+            results.append(
+                PathResult(
+                    model=key,
+                    batch_size=batch_size,
+                    path=path,
+                    times_ms=[],
+                    setup_s=math.nan,
+                    max_abs=math.nan,
+                    rel_rms=math.nan,
+                    within_tolerance=False,
+                    error=failures[(key, path)],
+                )
+            )
+            continue
+        check = checks[(key, path)]
+        results.append(
+            PathResult(
+                model=key,
+                batch_size=batch_size,
+                path=path,
+                times_ms=times[(key, path)],
+                setup_s=setups[(key, path)],
+                max_abs=check.max_abs,
+                rel_rms=check.rel_rms,
+                within_tolerance=check.within(TOLERANCES[path]),
+            )
         )
-        for key, path in calls
-    ]
+    return results
 
 
 def label(key: str) -> str:
     return MODEL_LABELS.get(key, key)
 
 
+def _ratio_cell(value: float | None) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
 def markdown(comparison: Comparison, target_speedup: float = 2.0) -> str:
     """Per batch size: every (model, path) with its check, ratios between models, fastest faithful paths."""
-    lines = [f"Torch / ONNX Runtime threads: {comparison.threads}. Median of interleaved rounds; "
-             "outputs checked against the same model's fp32 eager outputs.", ""]
-    lines += ["Tolerances: " + "; ".join(f"{PATH_LABELS[p]}: {TOLERANCES[p]}" for p in comparison.paths()), ""]
+    lines = [
+        f"Torch / ONNX Runtime threads: {comparison.threads}. Median of interleaved rounds; "
+        "outputs checked against the same model's fp32 eager outputs.",
+        "",
+    ]
+    lines += [
+        "Tolerances: " + "; ".join(f"{PATH_LABELS[p]}: {TOLERANCES[p]}" for p in comparison.paths()),
+        "",
+    ]
     for b in comparison.batch_sizes():
         lines += [
             f"### Batch {b}",
@@ -169,6 +215,11 @@ def markdown(comparison: Comparison, target_speedup: float = 2.0) -> str:
         for key in comparison.models():
             for path in comparison.paths():
                 r = comparison.get(key, b, path)
+                if r is None:
+                    continue
+                if r.error:
+                    lines.append(f"| {label(key)} | {PATH_LABELS[path]} | failed: {r.error} |" + " – |" * 7)
+                    continue
                 lines.append(
                     f"| {label(key)} | {PATH_LABELS[path]} | {r.median_ms:.1f} | {min(r.times_ms):.1f} | "
                     f"{r.items_per_s:.1f} | {comparison.speedup(key, b, path):.2f} | {r.max_abs:.1e} | "
@@ -176,12 +227,16 @@ def markdown(comparison: Comparison, target_speedup: float = 2.0) -> str:
                 )
         others = [k for k in comparison.models() if k != BASELINE_KEY]
         if BASELINE_KEY in comparison.models() and others:
-            lines += ["", "| path | " + " | ".join(f"{label(k)} / E-ViLM" for k in others) + " |",
-                      "| --- |" + " ---: |" * len(others)]
+            lines += [
+                "",
+                "| path | " + " | ".join(f"{label(k)} / E-ViLM" for k in others) + " |",
+                "| --- |" + " ---: |" * len(others),
+            ]
             for path in comparison.paths():
-                cells = [f"{comparison.ratio(k, b, path):.2f}" for k in others]
+                cells = [_ratio_cell(comparison.ratio(k, b, path)) for k in others]
                 lines.append(f"| {PATH_LABELS[path]} | " + " | ".join(cells) + " |")
-            best = [f"{comparison.get(k, b, comparison.fastest_faithful(k, b).path).median_ms / comparison.fastest_faithful(BASELINE_KEY, b).median_ms:.2f}" for k in others]
+            e_best = comparison.fastest_faithful(BASELINE_KEY, b).median_ms
+            best = [_ratio_cell(comparison.fastest_faithful(k, b).median_ms / e_best) for k in others]
             lines.append("| each model's fastest faithful path | " + " | ".join(best) + " |")
         lines += ["", "Fastest faithful path per model:", ""]
         for key in comparison.models():

@@ -21,7 +21,9 @@ def summarize(times_ms: Sequence[float]) -> dict[str, float]:
     return {"median_ms": statistics.median(times_ms), "min_ms": min(times_ms), "max_ms": max(times_ms)}
 
 
-def measure_latency(model: nn.Module, inputs: Sequence[torch.Tensor], warmup: int = 2, repeats: int = 5) -> dict[str, float]:
+def measure_latency(
+    model: nn.Module, inputs: Sequence[torch.Tensor], warmup: int = 2, repeats: int = 5
+) -> dict[str, float]:
     """Median and spread of wall time per forward pass, in milliseconds."""
     model.eval()
     times = []
@@ -36,7 +38,10 @@ def measure_latency(model: nn.Module, inputs: Sequence[torch.Tensor], warmup: in
 
 
 def interleaved_latency(
-    calls: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1, max_seconds: float | None = None
+    calls: dict[str, Callable[[], object]],
+    repeats: int = 5,
+    warmup: int = 1,
+    max_seconds: float | None = None,
 ) -> dict[str, list[float]]:
     """Wall times (ms) of each call over ``repeats`` interleaved rounds.
 

@@ -100,7 +100,9 @@ def compare_outputs(outputs: Sequence[torch.Tensor], reference: Sequence[torch.T
     max_abs, diff_sq, ref_sq = 0.0, 0.0, 0.0
     for out, ref in zip(outputs, reference):
         if out.shape != ref.shape:
-            raise ValueError(f"output shape {tuple(out.shape)} differs from the reference's {tuple(ref.shape)}")
+            raise ValueError(
+                f"output shape {tuple(out.shape)} differs from the reference's {tuple(ref.shape)}"
+            )
         d = out.float() - ref.float()
         max_abs = max(max_abs, d.abs().max().item())
         diff_sq += d.double().square().sum().item()
@@ -114,7 +116,9 @@ def _as_float32(outputs) -> tuple[torch.Tensor, ...]:
     return tuple(o.float() for o in outputs)
 
 
-def _torch_path(module: nn.Module, bf16: bool, freeze: bool = False) -> Callable[..., tuple[torch.Tensor, ...]]:
+def _torch_path(
+    module: nn.Module, bf16: bool, freeze: bool = False
+) -> Callable[..., tuple[torch.Tensor, ...]]:
     def run(*inputs):
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
         # inductor reads ``freezing`` from its global config when it compiles (torch.compile's
@@ -126,7 +130,9 @@ def _torch_path(module: nn.Module, bf16: bool, freeze: bool = False) -> Callable
     return run
 
 
-def export_onnx(module: nn.Module, inputs: Sequence[torch.Tensor], path: Path, mask_input: int | None = None) -> Path:
+def export_onnx(
+    module: nn.Module, inputs: Sequence[torch.Tensor], path: Path, mask_input: int | None = None
+) -> Path:
     """Export ``module`` (tuple outputs) for these input shapes with the TorchScript-based exporter.
 
     ``mask_input``: the position of an attention mask among the inputs; its last token is
@@ -139,7 +145,9 @@ def export_onnx(module: nn.Module, inputs: Sequence[torch.Tensor], path: Path, m
     names = [f"input{i}" for i in range(len(example))]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, tuple(example), str(path), dynamo=False, opset_version=17, input_names=names)
+        torch.onnx.export(
+            module, tuple(example), str(path), dynamo=False, opset_version=17, input_names=names
+        )
     return path
 
 
@@ -156,10 +164,14 @@ def onnxruntime_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _onnx_path(module: nn.Module, inputs: Sequence[torch.Tensor], mask_input: int | None, workdir: Path | None):
+def _onnx_path(
+    module: nn.Module, inputs: Sequence[torch.Tensor], mask_input: int | None, workdir: Path | None
+):
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        session = onnxruntime_session(export_onnx(module, inputs, Path(tmp) / "model.onnx", mask_input), threads)
+        session = onnxruntime_session(
+            export_onnx(module, inputs, Path(tmp) / "model.onnx", mask_input), threads
+        )
     # the exporter drops inputs the graph does not use (all-in-one ignores the attention mask)
     used = {i.name for i in session.get_inputs()}
 

@@ -50,7 +50,9 @@ class TextEmbedder(nn.Module):
         return self.head.text(self.model.fuse(text=text, text_mask=attention_mask).cls)
 
 
-def caption_batch(batch_size: int, max_len: int, vocab_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def caption_batch(
+    batch_size: int, max_len: int, vocab_size: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Captions of random lengths (8 tokens to ``max_len``), padded to ``max_len`` as the tokenizer pads them."""
     g = torch.Generator().manual_seed(seed)
     lengths = torch.randint(min(8, max_len), max_len + 1, (batch_size,), generator=g)
@@ -124,8 +126,12 @@ def encode_throughput(
 
 
 def ranking_seconds(
-    rank: Callable[[torch.Tensor], torch.Tensor], n_texts: int = 1000, n_videos: int = 1000, embed_dim: int = 256,
-    repeats: int = 5, seed: int = 0,
+    rank: Callable[[torch.Tensor], torch.Tensor],
+    n_texts: int = 1000,
+    n_videos: int = 1000,
+    embed_dim: int = 256,
+    repeats: int = 5,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Wall time of ranking every video for every text from their embeddings: one matrix product + ``rank``.
 
@@ -144,7 +150,9 @@ def ranking_seconds(
     return {"median_s": statistics.median(times[1:]), "max_s": max(times[1:])}
 
 
-def markdown(results: list[EncodeResult], ranking: dict[str, float], n: int = 1000, tie_rule: str = "") -> str:
+def markdown(
+    results: list[EncodeResult], ranking: dict[str, float], n: int = 1000, tie_rule: str = ""
+) -> str:
     lines = [
         "| encoder | path | batch | items/s | median ms per batch | max abs diff | rel. RMS diff | within tol. | setup s |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: |",

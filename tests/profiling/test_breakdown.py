@@ -8,7 +8,9 @@ from evilm.profiling.breakdown import KINDS, operator_kind, profile_breakdown
 def test_operator_kinds_by_hand():
     assert operator_kind("aten::conv2d", [[1, 8, 5, 5], [8, 1, 3, 3], [8]]) == "depthwise conv"
     assert operator_kind("aten::conv2d", [[1, 3, 5, 5], [8, 3, 3, 3], [8]]) == "conv"
-    assert operator_kind("aten::conv2d", [[1, 1, 5, 5], [1, 1, 3, 3], [1]]) == "conv"  # one channel: not depthwise
+    assert (
+        operator_kind("aten::conv2d", [[1, 1, 5, 5], [1, 1, 3, 3], [1]]) == "conv"
+    )  # one channel: not depthwise
     assert operator_kind("aten::layer_norm", []) == "layer norm"
     assert operator_kind("aten::linear", []) == "linear / matmul"
     assert operator_kind("aten::scaled_dot_product_attention", []) == "attention"
@@ -31,7 +33,9 @@ class Tiny(nn.Module):
 
 
 def test_profile_splits_time_by_part_and_kind():
-    b = profile_breakdown(Tiny(), (torch.rand(1, 3, 16, 16),), parts=("stem", "dw", "head", "missing"), repeats=2)
+    b = profile_breakdown(
+        Tiny(), (torch.rand(1, 3, 16, 16),), parts=("stem", "dw", "head", "missing"), repeats=2
+    )
     parts = b.by_part()
     assert {"stem", "dw", "head"} <= set(parts) and "missing" not in parts
     assert b.ms[("dw", "depthwise conv")] > 0 and b.ms[("stem", "conv")] > 0

@@ -35,7 +35,9 @@ def _profiling_imports(path: Path) -> set[str]:
 
 def test_profiling_modules_import_no_cycle():
     package = Path(evilm.profiling.__file__).parent
-    graph = {p.stem: _profiling_imports(p) for p in package.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    graph = {
+        p.stem: _profiling_imports(p) for p in package.glob("*.py") if p.stem not in ("__init__", "__main__")
+    }
     assert "cost_table" not in graph["memory"]  # the old cycle
     visiting, done = set(), set()
 

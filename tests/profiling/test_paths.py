@@ -62,7 +62,9 @@ def test_onnx_graph_keeps_the_text_padding_branch(smoke, onnx_smoke):
     padded[:, mask.shape[1] // 2 :] = 0
     eager = prepare("fp32_eager", model, (frames, ids, mask))
     reference = eager.run(frames, ids, padded)
-    assert not compare_outputs(eager.run(frames, ids, mask), reference).within(FP32_TOLERANCE)  # padding matters
+    assert not compare_outputs(eager.run(frames, ids, mask), reference).within(
+        FP32_TOLERANCE
+    )  # padding matters
     assert compare_outputs(onnx_smoke.run(frames, ids, padded), reference).within(FP32_TOLERANCE)
 
 

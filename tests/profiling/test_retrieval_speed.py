@@ -32,10 +32,19 @@ def test_embedders_are_the_retrieval_models_unimodal_encoders():
 
 def test_encode_throughput_checks_each_path():
     torch.manual_seed(0)
-    results = encode_throughput(create_model("smoke").eval(), ["fp32_eager", "onnxruntime"], video_batch=2,
-                                text_batch=4, embed_dim=16, repeats=1)
+    results = encode_throughput(
+        create_model("smoke").eval(),
+        ["fp32_eager", "onnxruntime"],
+        video_batch=2,
+        text_batch=4,
+        embed_dim=16,
+        repeats=1,
+    )
     assert [(r.modality, r.path) for r in results] == [
-        ("video", "fp32_eager"), ("video", "onnxruntime"), ("text", "fp32_eager"), ("text", "onnxruntime")
+        ("video", "fp32_eager"),
+        ("video", "onnxruntime"),
+        ("text", "fp32_eager"),
+        ("text", "onnxruntime"),
     ]
     for r in results:
         assert r.within_tolerance and r.items_per_s > 0 and len(r.times_ms) == 1
