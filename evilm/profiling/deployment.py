@@ -12,6 +12,7 @@ deployment would pick.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,9 @@ class PathResult:
 class Comparison:
     results: list[PathResult]
     threads: int
+    # the machine's 1-minute load average when each batch size's timing began and ended:
+    # above the number of threads, other processes shared the cores and the figures are noisy
+    load: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     def get(self, model: str, batch_size: int, path: str) -> PathResult | None:
         for r in self.results:
@@ -115,18 +119,21 @@ def compare_paths(
     previous_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    results = []
+    results, load = [], {}
     try:
         # Several compiled models share TupleOutput.forward: let dynamo keep one entry for each.
         with torch._dynamo.config.patch(recompile_limit=64, accumulated_recompile_limit=1024):
             for batch_size in cfg.batch_sizes:
-                results += _compare_batch(cfg, batch_size, progress, workdir)
+                batch_results, load[batch_size] = _compare_batch(cfg, batch_size, progress, workdir)
+                results += batch_results
     finally:
         torch.set_num_threads(previous_threads)
-    return Comparison(results=results, threads=cfg.threads or previous_threads)
+    return Comparison(results=results, threads=cfg.threads or previous_threads, load=load)
 
 
-def _compare_batch(cfg: DeploymentConfig, batch_size: int, progress, workdir) -> list[PathResult]:
+def _compare_batch(
+    cfg: DeploymentConfig, batch_size: int, progress, workdir
+) -> tuple[list[PathResult], tuple[float, float]]:
     torch._dynamo.reset()  # compiled code of the previous batch size is not needed any more
     pairs, calls, checks, setups, failures = [], {}, {}, {}, {}
     for key in cfg.models:
@@ -152,7 +159,9 @@ def _compare_batch(cfg: DeploymentConfig, batch_size: int, progress, workdir) ->
             calls[(key, path)] = lambda run=prepared.run, inputs=inputs: run(*inputs)
     if progress:
         progress(f"batch {batch_size}: timing {len(calls)} (model, path) pairs in interleaved rounds")
+    load_before = os.getloadavg()[0]
     times = interleaved_latency(calls, repeats=cfg.repeats, warmup=1, max_seconds=cfg.max_seconds)
+    load = (load_before, os.getloadavg()[0])
     results = []
     for key, path in pairs:
         if (key, path) in failures:
@@ -183,7 +192,7 @@ def _compare_batch(cfg: DeploymentConfig, batch_size: int, progress, workdir) ->
                 within_tolerance=check.within(TOLERANCES[path]),
             )
         )
-    return results
+    return results, load
 
 
 def label(key: str) -> str:
@@ -206,9 +215,16 @@ def markdown(comparison: Comparison, target_speedup: float = 2.0) -> str:
         "",
     ]
     for b in comparison.batch_sizes():
+        lines += [f"### Batch {b}", ""]
+        if b in comparison.load:
+            before, after = comparison.load[b]
+            busy = max(before, after) > comparison.threads + 0.5
+            lines += [
+                f"Load average while timing: {before:.1f} -> {after:.1f} on {os.cpu_count()} CPUs"
+                + (" (other processes shared the cores: the figures are noisy)." if busy else "."),
+                "",
+            ]
         lines += [
-            f"### Batch {b}",
-            "",
             "| model | path | median ms | min ms | items/s | × own fp32 eager | max abs diff | rel. RMS diff | within tol. | setup s |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: |",
         ]

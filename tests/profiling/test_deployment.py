@@ -69,7 +69,9 @@ def test_smoke_model_through_eager_and_bf16_paths():
         assert 0 < bf16.max_abs and bf16.within_tolerance
         assert bf16.items_per_s == pytest.approx(1e3 * b / bf16.median_ms)
     assert any("preparing E-ViLM / bf16 autocast" in s for s in seen)
-    assert "### Batch 2" in markdown(c)
+    assert set(c.load) == {1, 2} and all(v >= 0 for pair in c.load.values() for v in pair)
+    text = markdown(c)
+    assert "### Batch 2" in text and text.count("Load average while timing") == 2
 
 
 def test_a_path_that_cannot_be_prepared_is_reported_not_fatal(monkeypatch):
