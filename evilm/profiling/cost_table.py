@@ -101,15 +101,14 @@ def add_latency(rows: dict[str, dict], comparison: Comparison, batch_size: int =
     """Copy each model's latency at ``batch_size`` from a path comparison into its row.
 
     ``median_ms``/``min_ms``/``max_ms`` are those of the fastest faithful path, named in
-    ``latency_path``; ``latency_ms_by_path`` holds every path's median.
+    ``latency_path``; ``latency_ms_by_path`` holds the median of every path that could be prepared.
     """
     for key, row in rows.items():
         best = comparison.fastest_faithful(key, batch_size)
         row["latency_path"] = best.path
         row["median_ms"], row["min_ms"], row["max_ms"] = best.median_ms, min(best.times_ms), max(best.times_ms)
-        row["latency_ms_by_path"] = {
-            path: comparison.get(key, batch_size, path).median_ms for path in comparison.paths()
-        }
+        measured = [comparison.get(key, batch_size, path) for path in comparison.paths()]
+        row["latency_ms_by_path"] = {r.path: r.median_ms for r in measured if r is not None and not r.error}
         row["latency_threads"] = comparison.threads
 
 
