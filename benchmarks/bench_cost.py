@@ -8,8 +8,10 @@ checked against fp32 eager; the ratios all-in-one-T/S/B / E-ViLM for each path; 
 E-ViLM's fastest faithful path is at least 2x its fp32 eager latency at batch 1; Table 1's
 costs with the fastest faithful path's latency; retrieval's unimodal encoding speed and the
 1k x 1k ranking time; and where E-ViLM's fp32 eager time goes. All timings are medians of
-interleaved rounds, so ratios come from the same minutes of the same machine.
-``--quick``: batch 1 only, 3 rounds (the compiled paths still take minutes to prepare).
+interleaved rounds, so ratios come from the same minutes of the same machine; each batch
+size's table states the load average while it was timed (a busy machine gives noisy figures).
+Most of a run's time is preparing the compiled paths (the "setup s" column).
+``--quick``: batch 1 only, E-ViLM and all-in-one-T/B, 3 rounds, retrieval without torch.compile.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from evilm.profiling.__main__ import main as profiling_main
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="batch 1 only, 3 rounds")
+    parser.add_argument("--quick", action="store_true", help="batch 1 only, E-ViLM and all-in-one-T/B, 3 rounds")
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads (default 2)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 5; 3 with --quick)")
     parser.add_argument("--preset", default="paper")
