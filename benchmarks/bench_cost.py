@@ -1,42 +1,39 @@
-"""Latency and peak memory of E-ViLM against all-in-one-T/S/B, measured in one process.
+"""E-ViLM against all-in-one-T/S/B on this CPU, measured the way the models would be deployed.
 
-    python benchmarks/bench_cost.py [--repeats 5] [--threads N]
+    python benchmarks/bench_cost.py [--quick] [--threads 2] [--repeats N]
 
-Batch 1, inference mode, median of repeats after one warm-up, on this machine's CPU.
-Each model sees the inputs its FLOPs are quoted for (E-ViLM: 4x256², all-in-one: 3x224²,
-40 text tokens). Ratios are against E-ViLM measured in the same run.
+One run prints, side by side: every model through every inference path (fp32 eager, bf16
+autocast, torch.compile fp32 / bf16, ONNX Runtime) at batch 1 and 8, each path's outputs
+checked against fp32 eager; the ratios all-in-one-T/S/B / E-ViLM for each path; whether
+E-ViLM's fastest faithful path is at least 2x its fp32 eager latency at batch 1; Table 1's
+costs with the fastest faithful path's latency; retrieval's unimodal encoding speed and the
+1k x 1k ranking time; and where E-ViLM's fp32 eager time goes. All timings are medians of
+interleaved rounds, so ratios come from the same minutes of the same machine; each batch
+size's table states the load average while it was timed (a busy machine gives noisy figures).
+Most of a run's time is preparing the compiled paths (the "setup s" column).
+``--quick``: batch 1 only, E-ViLM and all-in-one-T/B, 3 rounds, retrieval without torch.compile.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 
-import torch
-
-from evilm.profiling.cost_table import CostConfig, measure_all, ratios
+from evilm.profiling.__main__ import main as profiling_main
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--quick", action="store_true", help="batch 1 only, E-ViLM and all-in-one-T/B, 3 rounds")
+    parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 5; 3 with --quick)")
     parser.add_argument("--preset", default="paper")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = CostConfig(evilm_preset=args.preset, latency=True, latency_repeats=args.repeats, torch_crosscheck=False)
-    rows = measure_all(cfg, progress=lambda key: print(f"measuring {key} ...", flush=True))
-    print(f"\nCPU: {platform.processor() or platform.machine()}, torch threads: {torch.get_num_threads()}")
-    print(f"{'model':<14}{'GFLOPs':>9}{'median ms':>11}{'min ms':>9}{'peak MiB':>10}{'× E-ViLM':>10}")
-    base = rows["evilm"]["median_ms"]
-    for row in rows.values():
-        print(
-            f"{row['model']:<14}{row['gflops']:>9.2f}{row['median_ms']:>11.1f}{row['min_ms']:>9.1f}"
-            f"{row['peak_mib']:>10.0f}{row['median_ms'] / base:>10.2f}"
-        )
-    r = ratios(rows)
-    print(f"\nall-in-one-B / E-ViLM latency: {r['latency_ratio_aio_b_over_evilm']:.2f}×")
+    argv = ["--latency", "--breakdown", "--no-torch-check", "--threads", str(args.threads), "--preset", args.preset]
+    if args.quick:
+        argv.append("--quick")
+    if args.repeats:
+        argv += ["--repeats", str(args.repeats)]
+    profiling_main(argv)
 
 
 if __name__ == "__main__":

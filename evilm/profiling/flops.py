@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from evilm.models.evilm import FusedOutput
+from evilm.profiling.inputs import TupleOutput
 
 
 def _shape(value) -> list[int]:
@@ -40,25 +40,11 @@ def sdpa_flop_handle(inputs: list[Any], outputs: list[Any]) -> int:
     return batch_heads * (lq * lk * d + lq * lk * dv)
 
 
-class _TupleOutput(nn.Module):
-    """Tracing needs tensors/tuples out; E-ViLM returns a dataclass."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, *inputs):
-        out = self.model(*inputs)
-        if isinstance(out, FusedOutput):
-            return tuple(t for t in (out.cls, out.text, out.video) if t is not None)
-        return out
-
-
 def fvcore_flops(model: nn.Module, inputs: Sequence[torch.Tensor], depth: int = 1) -> dict[str, int]:
     """MACs in total ("") and per sub-module ``depth`` levels down, counted by fvcore."""
     from fvcore.nn import FlopCountAnalysis
 
-    analysis = FlopCountAnalysis(_TupleOutput(model).eval(), tuple(inputs))
+    analysis = FlopCountAnalysis(TupleOutput(model).eval(), tuple(inputs))
     analysis.set_op_handle("aten::scaled_dot_product_attention", sdpa_flop_handle)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)

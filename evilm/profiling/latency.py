@@ -1,16 +1,29 @@
-"""CPU latency: batch 1, inference mode, median after warm-up."""
+"""CPU latency: inference mode, median of repeats after warm-up.
+
+``measure_latency`` times one model; ``interleaved_latency`` times several
+callables in alternation (round ``r`` runs each once, starting at a different one
+each round), so that a slow spell of a shared machine hits every one of them
+alike and their ratios stay meaningful.
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 
-def measure_latency(model: nn.Module, inputs: Sequence[torch.Tensor], warmup: int = 2, repeats: int = 5) -> dict[str, float]:
+def summarize(times_ms: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of wall times in milliseconds."""
+    return {"median_ms": statistics.median(times_ms), "min_ms": min(times_ms), "max_ms": max(times_ms)}
+
+
+def measure_latency(
+    model: nn.Module, inputs: Sequence[torch.Tensor], warmup: int = 2, repeats: int = 5
+) -> dict[str, float]:
     """Median and spread of wall time per forward pass, in milliseconds."""
     model.eval()
     times = []
@@ -21,4 +34,32 @@ def measure_latency(model: nn.Module, inputs: Sequence[torch.Tensor], warmup: in
             start = time.perf_counter()
             model(*inputs)
             times.append((time.perf_counter() - start) * 1e3)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+    return summarize(times)
+
+
+def interleaved_latency(
+    calls: dict[str, Callable[[], object]],
+    repeats: int = 5,
+    warmup: int = 1,
+    max_seconds: float | None = None,
+) -> dict[str, list[float]]:
+    """Wall times (ms) of each call over ``repeats`` interleaved rounds.
+
+    Every call runs ``warmup`` times first. With ``max_seconds``, rounds stop once that
+    much time has been spent timing, after at least 3 rounds.
+    """
+    names = list(calls)
+    for name in names:
+        for _ in range(warmup):
+            calls[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    began = time.perf_counter()
+    for r in range(repeats):
+        for i in range(len(names)):
+            name = names[(r + i) % len(names)]
+            start = time.perf_counter()
+            calls[name]()
+            times[name].append((time.perf_counter() - start) * 1e3)
+        if max_seconds is not None and r >= 2 and time.perf_counter() - began > max_seconds:
+            break
+    return times

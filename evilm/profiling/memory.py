@@ -38,7 +38,7 @@ def _high_water_kib() -> int:
 def _measure_here(model_key: str, preset: str) -> float:
     import torch
 
-    from evilm.profiling.cost_table import build_with_inputs
+    from evilm.profiling.inputs import build_with_inputs
 
     torch.set_num_threads(1)
     model, inputs = build_with_inputs(model_key, preset)

@@ -4,7 +4,8 @@ from torch import nn
 
 from evilm.models import create_model
 from evilm.profiling import count_parameters, fvcore_flops, parameters_by_module, torch_flops
-from evilm.profiling.cost_table import CostConfig, dummy_inputs, markdown, measure_model, ratios, run
+from evilm.profiling.cost_table import CostConfig, markdown, measure_model, ratios, run
+from evilm.profiling.inputs import dummy_inputs
 
 
 class TwoLinear(nn.Module):
@@ -69,7 +70,7 @@ def test_cost_stage_writes_table(tmp_path):
     assert "| E-ViLM | 16 |" in text
     assert result.metrics["evilm.params_m"] == count_parameters(create_model("smoke")) / 1e6
     assert seen and seen[0]["evilm.gflops"] > 0
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_ratios_against_all_in_one_b():
@@ -89,9 +90,29 @@ def test_peak_memory_grows_with_activations():
     assert peak_memory_mib("evilm", "smoke") > 0
 
 
-def test_latency_is_measured():
-    from evilm.profiling import measure_latency
+def test_cost_stage_latency_names_the_fastest_faithful_path(tmp_path, monkeypatch):
+    import json
 
-    model = TwoLinear()
-    stats = measure_latency(model, (torch.rand(4, 3),), warmup=1, repeats=3)
-    assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["max_ms"]
+    import evilm.profiling.cost_table as cost_table
+
+    # peak memory runs a fresh interpreter per model; test_peak_memory_grows_with_activations covers it
+    monkeypatch.setattr(cost_table, "peak_memory_mib", lambda key, preset: 12.0)
+
+    cfg = CostConfig(evilm_preset="smoke", baselines=[], torch_crosscheck=False, latency=True,
+                     latency_paths=["fp32_eager", "bf16_autocast"], latency_repeats=3, latency_threads=1)
+    m = run(cfg, {}, tmp_path).metrics
+    by_path = {p: m[f"evilm.latency_ms.{p}"] for p in ("fp32_eager", "bf16_autocast")}
+    assert m["evilm.latency_ms"] == min(by_path.values())  # both paths are within tolerance on smoke
+    assert m["evilm.latency_speedup"] == by_path["fp32_eager"] / m["evilm.latency_ms"]
+    assert m["evilm.peak_mib"] == 12.0
+    row = json.loads((tmp_path / "cost_table.json").read_text())["evilm"]
+    assert row["latency_ms_by_path"][row["latency_path"]] == m["evilm.latency_ms"]
+    assert "1 threads" in (tmp_path / "cost_table.md").read_text()
+
+
+def test_latency_ratio_uses_each_models_fastest_path():
+    e = {"params_no_heads": 10, "gflops": 1.0, "median_ms": 50.0, "latency_ms_by_path": {"fp32_eager": 100.0}}
+    b = {"params_no_heads": 100, "gflops": 20.0, "median_ms": 300.0, "latency_ms_by_path": {"fp32_eager": 400.0}}
+    r = ratios({"evilm": e, "all_in_one_b": b})
+    assert r["latency_ratio_aio_b_over_evilm"] == 6.0
+    assert r["latency_ratio_aio_b_over_evilm_fp32_eager"] == 4.0
