@@ -21,10 +21,6 @@ LAYERS = [
     ("evilm.tasks",),
 ]
 MAX_LINES = 500
-# Files over MAX_LINES that another branch is rewriting (evilm/data's formats and world generator).
-# A cycle in evilm.profiling (its memory probe's child process imports the cost table back), which
-# that package's owner is to break; any other cycle fails, and so does this list once it is stale.
-CYCLES_PENDING = [["evilm.profiling.cost_table", "evilm.profiling.memory"]]
 
 
 def module_name(path: Path) -> str:
@@ -74,8 +70,11 @@ GRAPH = {module: imports_of(module) for module in MODULES}
 
 
 def test_every_module_imports_only_its_own_or_lower_layers():
+    # a package's ``__main__`` is a command line, not a library module: nothing imports it, and it may
+    # use any layer (as ``experiments`` does)
     wrong = [f"{module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})"
-             for module, targets in GRAPH.items() for target in sorted(targets) if layer_of(target) > layer_of(module)]
+             for module, targets in GRAPH.items() if not module.endswith(".__main__")
+             for target in sorted(targets) if layer_of(target) > layer_of(module)]
     assert not wrong, "imports against the layers of docs/design.md:\n" + "\n".join(wrong)
 
 
@@ -115,7 +114,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycles():
-    assert cycles(GRAPH) == CYCLES_PENDING
+    assert cycles(GRAPH) == []
 
 
 def test_the_checks_see_a_back_arrow_and_a_cycle():
