@@ -244,7 +244,7 @@ def run_tables(
         timing = Timing.from_outcomes(outcomes, time.perf_counter() - started)
         if write_reports:
             path = write_table_report(
-                t.spec, t.plan, session.tracker, session.reports_dir, t.stem, t.overrides, timing
+                t.spec, t.plan, session.tracker, session.reports_dir, t.stem, t.overrides, timing, session.root
             )
             console.print(f"report: {path}")
         print(f"{t.spec.name} ({t.profile}) wall time: {timing.describe()}", flush=True)
@@ -401,7 +401,7 @@ def report(session: Session, name: str, storage: str | None = None) -> Path:
     else:
         plan = table_plan(spec, session.root, target.profile, target.seeds, target.overrides)
         path = write_table_report(
-            spec, plan, session.tracker, session.reports_dir, target.stem, target.overrides
+            spec, plan, session.tracker, session.reports_dir, target.stem, target.overrides, specs_root=session.root
         )
     write_index(session.reports_dir)
     return path
