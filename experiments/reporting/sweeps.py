@@ -96,7 +96,8 @@ def sweep_markdown(
         lines += ["**Paper's choice**: " + ", ".join(f"`{k}={v}`" for k, v in spec.paper.items()), ""]
     if refs is not None and (refs.refs or refs.note):
         shown = "; ".join(f"{r.label} {_with_interval(r.interval())}" for r in refs.refs)
-        lines += [f"**Reference lines** ({label}): {shown or 'none logged'}" + (f". {refs.note}" if refs.note else ""), ""]
+        note = f" ({refs.note})" if refs.note else ""
+        lines += [f"**Reference lines** ({label}): {shown or 'none logged'}{note}", ""]
     failed = [t for t in trials if t.state != "COMPLETE"]
     if failed:
         lines += ["Not complete: " + ", ".join(f"trial {t.number} ({t.state})" for t in failed), ""]

@@ -133,6 +133,14 @@ def test_item_values_layouts():
     ranks = {"metric": "rank", "items": [{"index": i, "rank": r} for i, r in enumerate([1, 3, 7, 20])]}
     assert item_values(ranks, "msrvtt_ret/R@5", 50.0).tolist() == [100.0, 100.0, 0.0, 0.0]
     assert item_values(ranks, "msrvtt_ret/MdR", 5.0) is None  # a median is not a mean of items
+    # the random tie rule: a tie's expected share of a hit (rank 2-3 of 4 tied with one other: half at k=2)
+    tied = {"metric": "rank", "ties": "random", "items": [
+        {"index": 0, "rank": 2.5, "higher": 1, "tied": 1}, {"index": 1, "rank": 1.0, "higher": 0, "tied": 0},
+        {"index": 2, "rank": 2.5, "higher": 0, "tied": 3}]}
+    assert item_values(tied, "msrvtt_ret/R@2", 200 / 3).tolist() == [50.0, 100.0, 50.0]
+    assert item_values(tied, "msrvtt_ret/R@1", 100 * 1.25 / 3).tolist() == pytest.approx([0.0, 100.0, 25.0])
+    fractional = {"metric": "correct", "items": [{"index": 0, "correct": 0.2}, {"index": 1, "correct": 1.0}]}
+    assert item_values(fractional, "msrvtt_mc/acc", 60.0).tolist() == [20.0, 100.0]
     assert item_values(tasks, "msrvtt_qa/acc", 70.0) is None  # disagrees with the logged metric
 
 
