@@ -148,13 +148,16 @@ def reproduced(paper_diff: float | None, interval: Interval) -> str:
     paper's side), ``contradicted`` (it excludes 0 on the other side), ``not reproduced`` (it spans 0
     although its half-width, the minimum detectable difference, is below the paper's |difference|) or
     ``underpowered`` (it spans 0 and is too wide to have seen the paper's difference, or there is no
-    interval); ``n/a`` when the paper gives no difference."""
+    interval, or it is [0, 0]: identical per-item results of one seed each leave nothing to resample, which
+    says nothing about the noise); ``n/a`` when the paper gives no difference."""
     if paper_diff is None or paper_diff == 0:
         return "n/a"
     if interval.low is None:
         same = np.sign(interval.diff) == np.sign(paper_diff)
         return f"{UNDERPOWERED} (no interval; the point estimate {'agrees' if same else 'disagrees'})"
     direction = interval.direction()
+    if direction == 0 and interval.half_width == 0:  # [0, 0]: the resamples saw no variation at all
+        return f"{UNDERPOWERED} (no variation to resample: interval [0, 0])"
     if direction == 0:
         if interval.half_width > abs(paper_diff):
             return f"{UNDERPOWERED} (interval spans 0; MDD > |Δ paper|)"

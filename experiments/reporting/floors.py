@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from experiments.plan import Plan, build_plan, spec_stages, table_variants
-from experiments.reporting.markdown import markdown_table
+from experiments.reporting.markdown import markdown_table, number, signed
 from experiments.reporting.measure import Cell, Measured, collect, metric_name
 from experiments.specs import Column, SpecError, TableSpec, load_spec, spec_files
 from experiments.stats import Interval, diff_interval, mean_interval
@@ -251,6 +251,8 @@ def floors_section(spec: TableSpec, floors: Floors) -> list[str]:
     for c in cols:
         for r in refs[c.id].refs:
             labels.setdefault(r.label, r.kind)
+    order = ("chance", "rule", "floor", "ceiling")
+    labels = dict(sorted(labels.items(), key=lambda kv: order.index(kv[1]) if kv[1] in order else len(order)))
     lines = [
         "## Reference lines (floors and ceiling)",
         "",
@@ -290,9 +292,9 @@ def above_floor_section(spec: TableSpec, measured: Measured, floors: Floors) -> 
                     r.label,
                     c.label,
                     check.floor.label,
-                    format(check.floor.mean, c.fmt),
-                    ("+" if i.diff >= 0 else "") + format(i.diff, c.fmt),
-                    "n/a" if i.low is None else f"[{format(i.low, c.fmt)}, {format(i.high, c.fmt)}]",
+                    number(check.floor.mean, c.fmt),
+                    signed(i.diff, c.fmt),
+                    "n/a" if i.low is None else f"[{number(i.low, c.fmt)}, {number(i.high, c.fmt)}]",
                     i.source,
                     check.words,
                 ]
@@ -318,11 +320,11 @@ def _own(spec: TableSpec, row) -> str | None:
 
 def _ref_text(ref: Reference, col: Column) -> str:
     if ref.constant:
-        return format(ref.mean, col.fmt)
+        return number(ref.mean, col.fmt)
     i = ref.interval()
     if i.low is None:
-        return f"{format(ref.mean, col.fmt)} (one seed)"
-    return f"{format(ref.mean, col.fmt)} [{format(i.low, col.fmt)}, {format(i.high, col.fmt)}]"
+        return f"{number(ref.mean, col.fmt)} (one seed)"
+    return f"{number(ref.mean, col.fmt)} [{number(i.low, col.fmt)}, {number(i.high, col.fmt)}]"
 
 
 def _match(metric: str, cal_spec: TableSpec) -> tuple[Column, str] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from experiments.reporting.markdown import signed
 from experiments.reporting.measure import Measured
 from experiments.reporting.tables import baseline_pairs
 from experiments.specs import Column, TableSpec
@@ -78,7 +79,7 @@ def power_rows(spec: TableSpec, measured: Measured) -> list[PowerRow]:
 
 
 def _signed(value: float, col: Column) -> str:
-    return ("+" if value >= 0 else "") + format(value, col.fmt)
+    return signed(value, col.fmt)
 
 
 def _seeds(plan: PowerPlan, z: float) -> str:

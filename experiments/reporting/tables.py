@@ -15,7 +15,7 @@ from experiments.manifests import run_artifact
 from experiments.plan import Plan
 from experiments.reporting.floors import Floors, above_floor_section, floors_section, reference_lines
 from experiments.reporting.index import summary_comment
-from experiments.reporting.markdown import header, markdown_table, paper_number
+from experiments.reporting.markdown import header, markdown_table, number, paper_number, signed
 from experiments.reporting.measure import Measured, collect
 from experiments.reporting.plots import plot_figure
 from experiments.reporting.timing import Timing
@@ -152,7 +152,7 @@ def _paper_cell(value: Any) -> str:
 
 
 def _fmt(value: float, col: Column) -> str:
-    return format(value, col.fmt)
+    return number(value, col.fmt)
 
 
 @dataclass
@@ -287,7 +287,7 @@ def _floor_marks(spec: TableSpec, measured: Measured, floors: Floors) -> dict[st
 
 
 def _signed(value: float, col: Column) -> str:
-    return ("+" if value >= 0 else "") + _fmt(value, col)
+    return signed(value, col.fmt)
 
 
 def _interval(interval: Interval, col: Column) -> str:

@@ -9,7 +9,15 @@ from conftest import FAKE_KINDS
 
 import experiments.plan
 from experiments.plan import build_plan, table_variants
-from experiments.reporting import Cell, Measured, collect, plot_figure, read_summary, write_index, write_table_report
+from experiments.reporting import (
+    Cell,
+    Measured,
+    collect,
+    plot_figure,
+    read_summary,
+    write_index,
+    write_table_report,
+)
 from experiments.reporting.floors import (
     Calibration,
     ColumnRefs,

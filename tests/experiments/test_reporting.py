@@ -107,6 +107,8 @@ def test_the_four_verdicts():
     assert verdict_of(reproduced(paper, Interval(0.5, -7.0, 8.0, "seeds"))) == UNDERPOWERED
     assert verdict_of(reproduced(-paper, Interval(0.5, -7.0, 8.0, "seeds"))) == UNDERPOWERED
     assert verdict_of(reproduced(paper, Interval(0.5, None, None, "none"))) == UNDERPOWERED
+    # one seed each, identical per-item results: [0, 0] shows no variation, not a precise zero
+    assert verdict_of(reproduced(paper, Interval(0.0, 0.0, 0.0, "items"))) == UNDERPOWERED
     assert Interval(0.5, -7.0, 8.0, "seeds").half_width == 7.5 and Interval(0.0, None, None, "none").half_width is None
     # a row: contradicted if any column is, reproduced if all are, not reproduced if a column could
     # have seen its effect, else underpowered
