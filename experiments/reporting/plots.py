@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from experiments.reporting.floors import ColumnRefs, Floors
     from experiments.reporting.sweeps import TrialRecord
 
-_LINE_STYLES = {"chance": (":", "0.35"), "rule": ("-.", "0.5"), "floor": ("--", "C3"), "ceiling": ("-", "C2")}
+_LINE_STYLES = {"chance": ":", "rule": "-.", "floor": "--", "ceiling": "-"}
+_LINE_COLOURS = ("0.3", "C3", "C4", "C5", "C6", "C8", "C9")  # by position among a column's lines
 
 
 def _pyplot():
@@ -101,7 +102,7 @@ def plot_figure(spec: FigureSpec, measured: Measured, path: Path, floors: Floors
             for source in ("paper", "measured")
             if any(_bar_value(row, y, source, measured)[0] is not None for row in spec.rows)
         ] or ["measured"]
-        fig, axes = plt.subplots(1, len(sources), figsize=(4.8 * len(sources) + 0.6, 3.8), squeeze=False)
+        fig, axes = plt.subplots(1, len(sources), figsize=(6.4 * len(sources) + 0.6, 3.8), squeeze=False)
         width = 0.8 / max(len(series), 1)
         for ax, source in zip(axes[0], sources):
             for k, s in enumerate(series):
@@ -133,7 +134,7 @@ def plot_figure(spec: FigureSpec, measured: Measured, path: Path, floors: Floors
             if not ax.has_data():
                 ax.text(0.5, 0.5, "no finished runs yet", ha="center", va="center", transform=ax.transAxes)
             elif any(series) or ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
+                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.suptitle(spec.title, fontsize=10)
         fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -180,10 +181,16 @@ def _interval_err(i: Interval) -> list[list[float]] | None:
 def _reference_lines(ax, floors: Floors | None, col_id: str) -> dict:
     """Draw the column's reference lines (chance, rules, floors, ceiling); returns legend handles."""
     refs = floors.columns.get(col_id) if floors is not None else None
+    return _draw_lines(ax, refs)
+
+
+def _draw_lines(ax, refs: ColumnRefs | None) -> dict:
     handles = {}
-    for ref in refs.refs if refs else []:
-        style, color = _LINE_STYLES.get(ref.kind, ("--", "0.5"))
-        handles[ref.label] = ax.axhline(ref.mean, ls=style, color=color, lw=1, label=ref.label)
+    for i, ref in enumerate(refs.refs if refs else []):
+        colour = "C2" if ref.kind == "ceiling" else _LINE_COLOURS[i % len(_LINE_COLOURS)]
+        handles[ref.label] = ax.axhline(
+            ref.mean, ls=_LINE_STYLES.get(ref.kind, "--"), color=colour, lw=1.2, label=ref.label
+        )
     return handles
 
 
@@ -210,9 +217,7 @@ def plot_sweep(spec: SweepSpec, trials: list[TrialRecord], path: Path, refs: Col
                 ax.set_xscale("log")
         else:
             ax.bar([str(x) for x in xs], means, yerr=err, capsize=3)
-        for ref in refs.refs if refs else []:
-            style, color = _LINE_STYLES.get(ref.kind, ("--", "0.5"))
-            ax.axhline(ref.mean, ls=style, color=color, lw=1, label=ref.label)
+        _draw_lines(ax, refs)
         if name in spec.paper:
             ax.axvline(
                 spec.paper[name] if numeric else str(spec.paper[name]), color="grey", ls="--", label="paper"

@@ -148,6 +148,7 @@ def test_item_values_layouts():
 
 def test_figure_plots(tmp_path):
     from experiments.reporting import Cell, Measured, plot_figure
+    from experiments.reporting.floors import ColumnRefs, Floors, Reference
     from experiments.specs import FigureSpec
 
     rows = [
@@ -175,7 +176,8 @@ def test_figure_plots(tmp_path):
             {"kind": "figure", "title": "t", "base": "p", "columns": columns, "rows": rows, "plot": plot}
         )
         path = tmp_path / f"{plot['type']}.png"
-        plot_figure(spec, measured, path)
+        refs = ColumnRefs([Reference("chance", "chance", [20.0]), Reference("ceiling", "ceiling", [70.0, 72.0])])
+        plot_figure(spec, measured, path, Floors({"acc": refs}))
         assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
 
 
