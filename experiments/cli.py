@@ -46,19 +46,19 @@ column (a row against its baseline row), what the measurement can resolve and wh
 to resolve the paper's difference:
 
   |Δ paper|         the paper's difference for that row and column: the effect to detect
-  Δ measured        the measured difference (mean over seeds)
-  MDD now           minimum detectable difference: half the width of the report's 95% bootstrap
-                    interval. If the interval spans 0 and MDD > |Δ paper|, the report says
-                    "underpowered" (it could not have seen the effect), else "not reproduced".
-  SD one-seed Δ     the spread of (row − baseline) from one seed of each: sqrt(var_row + var_base)
-                    over seeds (needs >= 2 seeds per row)
-  SD item Δ         the spread over test items of the paired per-item difference (needs per-item
-                    results on the same test items)
+  Δ measured        the measured difference (mean over seeds), and in brackets the MDD now:
+                    the minimum detectable difference, half the width of the report's 95%
+                    bootstrap interval. If the interval spans 0 and MDD > |Δ paper|, the report
+                    says "underpowered" (it could not have seen the effect), else "not reproduced".
+  noise now         seeds: the SD of (row − baseline) from one seed of each, sqrt(var_row +
+                    var_base) over seeds (needs >= 2 seeds per row); items: the SD over test
+                    items of the paired per-item difference (needs per-item results)
   seeds / items     how many seeds per row (at today's test items), or test items (at today's
                     seeds), make the 95% interval's half-width smaller than |Δ paper|:
                     1.96 * sqrt(SD_seed^2 / seeds + SD_item^2 / items) < |Δ paper|;
                     "80% power" asks for 2.8 instead of 1.96: the interval then excludes 0 in
-                    about 80% of repeats when the true effect is |Δ paper|.
+                    about 80% of repeats when the true effect is |Δ paper|. "more items first":
+                    the items' noise alone is too large for any number of seeds (and vice versa).
 
 The paper's differences come from paper-scale models and data: on the generated world they are a
 yardstick, not a prediction. On the paper profile the test sets are the real ones (fixed size).
