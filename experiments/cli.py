@@ -30,12 +30,42 @@ Run the E-ViLM ablation suite: tables, figures and sweeps declared in ablations/
   python -m experiments run all                       every table and figure, sharing their stages
   python -m experiments sweep mask_ratio              an Optuna study, resumable
   python -m experiments report table6                 rewrite reports/table6.md from the store
+  python -m experiments power table6                  seeds/items each comparison needs to see the paper's Δ
   python -m experiments show table6                   the resolved spec and the last results
   mlflow ui                                           browse every run (in this directory)
 
 Every stage is an MLflow run in sqlite:///mlflow.db here (or $MLFLOW_TRACKING_URI).
 A stage whose identity (config + inputs + code version) already has a finished run
 is reused, never recomputed; --force reruns.
+"""
+
+
+POWER_HELP = """\
+Read the finished runs of a table (for the profile and seeds given) and say, for every compared
+column (a row against its baseline row), what the measurement can resolve and what it would take
+to resolve the paper's difference:
+
+  |Δ paper|         the paper's difference for that row and column: the effect to detect
+  Δ measured        the measured difference (mean over seeds), and in brackets the MDD now:
+                    the minimum detectable difference, half the width of the report's 95%
+                    bootstrap interval. If the interval spans 0 and MDD > |Δ paper|, the report
+                    says "underpowered" (it could not have seen the effect), else "not reproduced".
+  noise now         seeds: the SD of (row − baseline) from one seed of each, sqrt(var_row +
+                    var_base) over seeds (needs >= 2 seeds per row); items: the SD over test
+                    items of the paired per-item difference (needs per-item results)
+  seeds / items     how many seeds per row (at today's test items), or test items (at today's
+                    seeds), make the 95% interval's half-width smaller than |Δ paper|:
+                    1.96 * sqrt(SD_seed^2 / seeds + SD_item^2 / items) < |Δ paper|;
+                    "80% power" asks for 2.8 instead of 1.96: the interval then excludes 0 in
+                    about 80% of repeats when the true effect is |Δ paper|. "more items first":
+                    the items' noise alone is too large for any number of seeds (and vice versa).
+
+The paper's differences come from paper-scale models and data: on the generated world they are a
+yardstick, not a prediction. On the paper profile the test sets are the real ones (fixed size).
+
+  python -m experiments power table6                  # the spec's profile and seeds
+  python -m experiments power table5 --profile smoke
+  python -m experiments power table6 --seeds 0 1 2 3 4
 """
 
 
@@ -85,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=MAIN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,sweep,report,show}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,sweep,report,power,show}")
 
     p = sub.add_parser("list", help="tables, figures and sweeps, and whether their stages are available")
     p.add_argument("--specs", type=Path, help="the specs folder (default: ablations/)")
@@ -161,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write reports/<name>.md (and PNGs) from the runs in the store")
     _common(p)
     p.add_argument("--storage", help="the sweep's Optuna storage (sweeps only)")
+
+    p = sub.add_parser(
+        "power",
+        help="how many seeds (and test items) each compared column needs to see the paper's difference",
+        description=POWER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(p)
 
     p = sub.add_parser(
         "show", help="print the resolved spec (stage configs and identities) and the last results"
@@ -243,12 +281,17 @@ def cmd_report(args, console: Console) -> int:
     return EXIT_OK
 
 
+def cmd_power(args, console: Console) -> int:
+    commands.power(session(args, console), args.name)
+    return EXIT_OK
+
+
 def cmd_show(args, console: Console) -> int:
     commands.show(session(args, console), args.name)
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "show": cmd_show}
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "power": cmd_power, "show": cmd_show}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -244,7 +244,7 @@ def run_tables(
         timing = Timing.from_outcomes(outcomes, time.perf_counter() - started)
         if write_reports:
             path = write_table_report(
-                t.spec, t.plan, session.tracker, session.reports_dir, t.stem, t.overrides, timing
+                t.spec, t.plan, session.tracker, session.reports_dir, t.stem, t.overrides, timing, session.root
             )
             console.print(f"report: {path}")
         print(f"{t.spec.name} ({t.profile}) wall time: {timing.describe()}", flush=True)
@@ -401,10 +401,44 @@ def report(session: Session, name: str, storage: str | None = None) -> Path:
     else:
         plan = table_plan(spec, session.root, target.profile, target.seeds, target.overrides)
         path = write_table_report(
-            spec, plan, session.tracker, session.reports_dir, target.stem, target.overrides
+            spec, plan, session.tracker, session.reports_dir, target.stem, target.overrides, specs_root=session.root
         )
     write_index(session.reports_dir)
     return path
+
+
+def power(session: Session, name: str) -> int:
+    """``power``: per compared column of a table, the measured noise and the seeds (and test items) that
+    would resolve the paper's difference; returns the number of compared columns printed."""
+    from experiments.reporting import collect
+    from experiments.reporting.power import COLUMNS, power_rows
+
+    spec = load_spec(name, session.root)
+    if isinstance(spec, SweepSpec):
+        raise SpecError(f"'{spec.name}' is a sweep: `power` plans the seeds of a table's comparisons")
+    target = session.target(spec)
+    plan = table_plan(spec, session.root, target.profile, target.seeds, target.overrides)
+    rows = power_rows(spec, collect(spec, plan, session.tracker))
+    console = Console()
+    if not rows:
+        console.print(
+            f"{spec.name} ({target.profile}): no compared column has finished runs for both rows "
+            f"(a table with a baseline row is needed; `python -m experiments run {spec.name}` makes the runs)"
+        )
+        return 0
+    table = Table(title=f"{spec.name} ({target.profile}, seeds {', '.join(map(str, target.seeds))}): what it takes")
+    for col in COLUMNS:
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(*r.cells(items_fixed=target.profile == "paper"))
+    console.print(table)
+    console.print(
+        "MDD now: the half-width of the report's 95% bootstrap interval. Planner (normal approximation): "
+        "half-width ≈ 1.96·sqrt(SD_seed²/seeds + SD_item²/items); 80% power needs 2.8 instead of 1.96. "
+        "Seeds: per row, at today's test items. Items: at today's seeds; a generated world's test splits "
+        "grow with `--set data.scale=<factor>` (every pool size times the factor)."
+    )
+    return len(rows)
 
 
 def show(session: Session, name: str) -> None:

@@ -112,6 +112,9 @@ class Row(_Strict):
     baseline: str | None = None  # compare this row with another row than the table's baseline
     paper: dict[str, int | float | str | None] = Field(default_factory=dict)  # column id -> value as printed
     measured: bool = True  # False: a paper-only row (a method this suite cannot run)
+    # a reference line for other tables' reports (the calibration spec): a floor (a video-blind model,
+    # random initialisation) or a ceiling (a supervised model); reports match it to their columns by metric
+    role: Literal["floor", "ceiling"] | None = None
 
 
 class PlotSpec(_Strict):
@@ -230,7 +233,7 @@ class SweepSpec(_Strict):
     note: str = ""
     base: str
     profile: Profile = "quick"
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])  # every trial runs each seed
     seeds_by_profile: dict[Profile, list[int]] = Field(default_factory=dict)
     set: dict[str, Any] = Field(default_factory=dict)
     profiles: dict[Profile, dict[str, Any]] = Field(default_factory=dict)

@@ -47,6 +47,8 @@ from evilm.files import atomic_write_text
 from evilm.processes import pid_alive
 from experiments.plan import Layer, Variant, build_plan, profile_layers
 from experiments.reporting import TrialRecord, header, plot_sweep, sweep_markdown
+from experiments.reporting.floors import ColumnRefs, load_calibration, metric_refs
+from experiments.reporting.measure import per_item
 from experiments.runner import Runner
 from experiments.specs import SearchParam, SweepSpec, load_pipeline
 from experiments.stages import StageKind
@@ -412,11 +414,33 @@ class Sweep:
             if t.state != TrialState.PRUNED
         ]
 
+    def objective_items(self, records: list[TrialRecord]) -> ColumnRefs:
+        """Fill each complete trial's per-item objective values (when every seed's run logged them) and
+        return the objective's reference lines (what its runs logged about the test set, the calibration)."""
+        objective = self.spec.objective
+        logged: list[dict[str, float]] = []
+        for record in records:
+            if record.state != "COMPLETE" or not record.values:
+                continue
+            plan = self.plan(f"trial{record.number}", record.params)
+            items: list | None = []
+            for seed in self.seeds:
+                stage = plan.stage_for(f"trial{record.number}", objective.stage, seed)
+                run = self.tracker.finished_run(stage.id) if stage else None
+                values = per_item(self.tracker, run, objective.metric) if run is not None else None
+                if run is not None:
+                    logged.append(run.data.metrics)
+                items = None if values is None or items is None else [*items, values * objective.scale]
+            record.items = items if items and len(items) == len(record.values) else None
+        calibration = load_calibration(self.root, self.profile, self.cli_set, self.tracker)
+        return metric_refs(objective.metric, objective.scale, logged, calibration, objective.label)
+
     def write_report(self, records: list[TrialRecord]) -> Path:
         reports_dir, stem = self.reports_dir, self.stem
         reports_dir.mkdir(parents=True, exist_ok=True)
         png = reports_dir / f"{stem}.png"
-        drew = plot_sweep(self.spec, records, png)
+        refs = self.objective_items(records)
+        drew = plot_sweep(self.spec, records, png, refs)
         first = (
             records[0].params
             if records
@@ -429,10 +453,11 @@ class Sweep:
         lines = header(self.spec, plan, runs, self.tracker, self.cli_set, compares=False)
         lines += [
             f"Optuna study `{self.name}` in `{mask_url(self.storage_url)}`; objective: {self.spec.objective.direction} "
-            f"`{self.spec.objective.stage}.{self.spec.objective.metric}` (mean over seeds).",
+            f"`{self.spec.objective.stage}.{self.spec.objective.metric}` (mean over seeds, with a 95% interval; "
+            "a best point is named only when its interval excludes the runner-up's).",
             "",
         ]
-        text = sweep_markdown(self.spec, self.profile, records, lines, png.name if drew else None)
+        text = sweep_markdown(self.spec, self.profile, records, lines, png.name if drew else None, refs)
         path = reports_dir / f"{stem}.md"
         atomic_write_text(path, text)
         if self._parent:

@@ -20,7 +20,9 @@ RETRIEVAL_BENCHMARKS = ("msrvtt_ret", "didemo_ret")
 PROBE_BENCHMARKS = ("hmdb51", "k400")
 
 # Retrieval's rank of a tied correct video (evilm.tasks.metrics): after every tie, before, or between.
-TieRule = Literal["pessimistic", "optimistic", "mean"]
+# how retrieval ranks a tie: a random tie-break's expected credit (an indifferent model scores at chance),
+# or against / for the right video
+TieRule = Literal["random", "pessimistic", "optimistic"]
 
 
 @dataclass
@@ -93,7 +95,7 @@ class RetrievalConfig:
     embed_dim: int = 256
     temperature: float = 0.05  # initial softmax temperature of the contrastive loss (learned)
     rerank_k: int = 0  # > 0: re-order each text's top k videos with the pretrained VTM head
-    ties: TieRule = "pessimistic"
+    ties: TieRule = "random"
     # also answer this multiple-choice benchmark with the retrieval model (the field's way for
     # MSRVTT-MC): each option's text embedding against the video's (VTM scores in zero-shot mode)
     mc_benchmark: str | None = None

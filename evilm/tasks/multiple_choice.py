@@ -1,8 +1,10 @@
 """Multiple choice (MSRVTT-MC, TGIF-Action, TGIF-Transition): score each (video, option) pair.
 
 Each option (for TGIF: "question option") is fused with the video and scored
-from CLS; the highest score is the answer. Ties count against the model: an item
-is right only when the right option scores strictly higher than every other.
+from CLS; the highest score is the answer. A tie at the top gets a random tie-break's
+expected credit (``evilm.tasks.metrics.choice_credit``: 1/k for a k-way tie holding the
+answer), so a model that cannot tell the options apart scores at chance;
+``<prefix>/tied_items`` counts the items tied at the top.
 
 - ``zero_shot``: the pretrained VTM head scores each pair (log p(match) - log p(mismatch)).
 - ``finetune``: ``MCHead`` is trained with a softmax over the options. MSRVTT-MC has no
@@ -28,6 +30,7 @@ from evilm.models.heads import MCHead, VTMHead
 from evilm.stage import MetricsCallback, StageResult, report
 from evilm.tasks.config import MCConfig
 from evilm.tasks.finetune import eval_batches, finetune, finish, load_start, make_dataset
+from evilm.tasks.metrics import choice_credit
 from evilm.train import distributed as D
 from evilm.train.checkpoint import derived_seed
 from evilm.train.runtime import resolve_device
@@ -53,12 +56,6 @@ class MCModel(nn.Module):
         if isinstance(self.scorer, VTMHead):
             return self.scorer.match_score(fused.cls).view(b, k)
         return self.scorer(fused.cls).view(b, k)
-
-
-def is_correct(scores: torch.Tensor, answer: int) -> bool:
-    """Right only when the answer's score beats every other option: a tie counts against it."""
-    others = torch.cat([scores[:answer], scores[answer + 1 :]])
-    return bool(scores[answer] > others.max())
 
 
 def caption_choices(records: list, num_options: int, seed: int) -> list[MCItem]:
@@ -127,7 +124,8 @@ def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
             for i, index in enumerate(batch["index"].tolist()):
                 answer = test_records[index].answer
                 predicted = int(scores[i].argmax())
-                rows.append({"index": index, "correct": int(is_correct(scores[i], answer)),
+                credit, tied = choice_credit(scores[i], answer)
+                rows.append({"index": index, "correct": credit, "tied": tied,
                              "predicted": predicted, "answer": test_records[index].answer,
                              "scores": [round(float(s), 5) for s in scores[i]]})
     rows = D.gather_items(rows)  # every rank's items, in the test set's order
@@ -137,6 +135,7 @@ def run(config: MCConfig, inputs: dict[str, Any], out_dir: str | Path, on_metric
     metrics[f"{prefix}/chance"] = 100.0 * sum(1.0 / len(r.options) for r in test_records) / len(test_records)
     # the best rule that reads only the options (fitted on the training items, where there are any)
     metrics[f"{prefix}/text_prior"] = max(r.accuracy for r in mc_rules(bench.train, test_records))
+    metrics[f"{prefix}/tied_items"] = float(sum(r["tied"] > 1 for r in rows))
     metrics[f"{prefix}/test_items"] = float(len(rows))
     metrics[f"{prefix}/test_skipped"] = float(len(test_records) - len(rows))
     metrics[f"{prefix}/pretrained"] = float(start.pretrained)

@@ -16,8 +16,10 @@ Zero-shot (no fine-tuning): the pretrained model has no retrieval projection, so
 pairs are scored by the VTM head: all pairs when ``rerank_k`` is 0, else the top
 ``rerank_k`` of a first ranking by the cosine of the unimodal CLS vectors.
 
-Ranks use ``evilm.tasks.metrics.retrieval_ranks`` with the configured tie rule
-(default pessimistic: a tie counts against the correct video).
+Ranks use ``evilm.tasks.metrics.rank_queries`` with the configured tie rule (default
+``"random"``: a tie gets a random tie-break's expected credit, so a model that scores every video
+alike sits at chance; ``<prefix>/tied_queries`` counts the queries with a tie). ``per_item.json``
+keeps, per text, how many videos score higher and how many tie, so any rule can be recomputed.
 
 Under torch.distributed (``evilm.tasks.finetune``) the contrastive loss is the one-process loss: each
 rank embeds its rows of the batch, the embeddings of every rank are gathered (gradients flow back to
@@ -44,8 +46,8 @@ from evilm.models.heads import RetrievalHead, VTMHead
 from evilm.stage import MetricsCallback, StageResult, report
 from evilm.tasks.config import FinetuneSettings, RetrievalConfig
 from evilm.tasks.finetune import eval_batches, finetune, finish, load_start, make_dataset
-from evilm.tasks.metrics import retrieval_metrics, retrieval_ranks
-from evilm.tasks.multiple_choice import MCModel, is_correct
+from evilm.tasks.metrics import choice_credit, rank_queries, retrieval_metrics
+from evilm.tasks.multiple_choice import MCModel
 from evilm.train import distributed as D
 from evilm.train.runtime import resolve_device
 
@@ -281,8 +283,9 @@ def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on
         similarity = score_fn(pairs).view(q, v)
     elif config.rerank_k > 0:
         similarity = rerank(similarity, config.rerank_k, score_fn)
-    ranks = retrieval_ranks(similarity, enc["targets"], ties=config.ties)
-    metrics.update({f"{prefix}/{k}": v for k, v in retrieval_metrics(ranks).items()})
+    ranking = rank_queries(similarity, enc["targets"])
+    metrics.update({f"{prefix}/{k}": v for k, v in retrieval_metrics(ranking, ties=config.ties).items()})
+    ranks = ranking.ranks(config.ties)
     metrics[f"{prefix}/queries"] = float(len(ranks))
     metrics[f"{prefix}/videos"] = float(similarity.shape[1])
     metrics[f"{prefix}/videos_encoded_per_s"] = enc["videos_per_s"]
@@ -297,9 +300,11 @@ def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on
         mc_items = answer_choices(model, vtm_head if config.mode == "zero_shot" else None, config.mc_benchmark,
                                   inputs["data"], start, settings, device, known)
         metrics[f"{prefix}/{config.mc_benchmark}_acc"] = 100.0 * sum(i["correct"] for i in mc_items) / len(mc_items)
+        metrics[f"{prefix}/{config.mc_benchmark}_tied_items"] = float(sum(i["tied"] > 1 for i in mc_items))
     if D.on_main():
         report(on_metrics, metrics, int(metrics.get(f"{prefix}/train_steps", 0)))
-    items = [{"index": row, "rank": float(r)} for row, r in zip(enc["query_rows"], ranks.tolist())]
+    items = [{"index": row, "rank": float(r), "higher": h, "tied": t} for row, r, h, t
+             in zip(enc["query_rows"], ranks.tolist(), ranking.higher.tolist(), ranking.tied.tolist())]
     extra = {}
     if mc_items is not None:
         extra["per_item_mc"] = ("per_item_mc.json", {"metric": "correct", "benchmark": config.mc_benchmark,
@@ -313,7 +318,8 @@ def answer_choices(model: RetrievalModel, vtm_head: VTMHead | None, benchmark: s
                    settings: FinetuneSettings, device: torch.device,
                    known_videos: dict[str, torch.Tensor] | None = None) -> list[dict[str, Any]]:
     """Multiple choice with the retrieval model: the option whose embedding is closest to the video's
-    (or, given ``vtm_head``, the option the VTM head matches best). Ties count against the answer.
+    (or, given ``vtm_head``, the option the VTM head matches best). A tie at the top gets a random
+    tie-break's expected credit (``choice_credit``); ``tied`` is how many options share the top score.
 
     ``known_videos`` (video id -> embedding) saves encoding the videos the retrieval test already did.
     """
@@ -338,7 +344,8 @@ def answer_choices(model: RetrievalModel, vtm_head: VTMHead | None, benchmark: s
         scores = scores.float().cpu()
         for i, index in enumerate(batch["index"].tolist()):
             answer = records[index].answer
-            rows.append({"index": index, "correct": int(is_correct(scores[i], answer)),
+            credit, tied = choice_credit(scores[i], answer)
+            rows.append({"index": index, "correct": credit, "tied": tied,
                          "predicted": int(scores[i].argmax()), "answer": answer,
                          "scores": [round(float(x), 5) for x in scores[i]]})
     rows = D.gather_items(rows)  # every rank's items, in the test set's order

@@ -2,17 +2,21 @@
 
 ``reports/<name>.md`` holds, for a table or figure spec: a header (profile, data, code version,
 hardware, seeds), the paper's table, the measured table with the same rows and columns (mean +- std
-over seeds), and each row's difference from the baseline row with a 95% bootstrap interval and whether
-the paper's direction is reproduced. Figures and sweeps add a PNG beside the Markdown. Each report ends
-with a one-line summary from which ``write_index`` regenerates ``reports/README.md``.
+over seeds, each cell marked against its floor), the reference lines (chance, video-blind rules, the
+calibration report's floors and ceiling), and each row's difference from the baseline row with a 95%
+bootstrap interval, its minimum detectable difference and one of four verdicts. Figures and sweeps add
+a PNG beside the Markdown. Each report ends with a one-line summary from which ``write_index``
+regenerates ``reports/README.md``.
 
 | module | job |
 | --- | --- |
-| ``markdown`` | Markdown tables, paper numbers, the header every report shares |
+| ``markdown`` | Markdown tables, numbers, paper numbers, the header every report shares |
 | ``measure`` | the measured cells, read from the MLflow store (per-item values for intervals) |
-| ``tables`` | a table or figure report: paper, measured, differences, verdicts |
-| ``sweeps`` | a sweep report: trials, best point, the paper's choice |
-| ``plots`` | PNG plots of figures and sweeps |
+| ``floors`` | reference lines per column, and a cell against its best floor |
+| ``tables`` | a table or figure report: paper, measured, floors, differences, verdicts |
+| ``sweeps`` | a sweep report: trials with intervals, a best point only when separable, the paper's choice |
+| ``power`` | the seed and test-item planner of ``python -m experiments power`` |
+| ``plots`` | PNG plots of figures and sweeps (95% intervals, reference lines) |
 | ``index`` | the summary line each report ends with, and ``reports/README.md`` from them |
 | ``timing`` | wall time and stage compute, in words |
 """

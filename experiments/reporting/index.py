@@ -22,8 +22,11 @@ _SUMMARY = re.compile(r"<!-- " + SUMMARY_TAG + r" (\{.*\}) -->\s*\Z", re.S)
 _KIND_ORDER = {"table": 0, "figure": 1, "sweep": 2}
 
 
-def summary_comment(spec, profile: str, timing: Timing | None, summary: str) -> str:
-    """The report's last line: what ``write_index`` lists, as JSON in an HTML comment (not rendered)."""
+def summary_comment(
+    spec, profile: str, timing: Timing | None, summary: str, counts: dict[str, Any] | None = None
+) -> str:
+    """The report's last line: what ``write_index`` lists, as JSON in an HTML comment (not rendered).
+    ``counts``: the verdicts per row and per difference, the cells at their floor (tables)."""
     data = {
         "spec": spec.name,
         "kind": spec.kind,
@@ -34,6 +37,7 @@ def summary_comment(spec, profile: str, timing: Timing | None, summary: str) -> 
         "compute_s": None if timing is None else round(timing.compute_s, 1),
         "reused_s": None if timing is None else round(timing.reused_s, 1),
         "summary": summary,
+        **(counts or {}),
     }
     blob = json.dumps(data, ensure_ascii=False).replace("-->", "--\\u003e")
     return f"\n<!-- {SUMMARY_TAG} {blob} -->\n"
@@ -101,17 +105,46 @@ def write_index(reports_dir: Path) -> Path:
         "",
         "Written by `python -m experiments` after every report it writes (do not edit: it is regenerated from the "
         "reports in this folder). A `smoke` or `quick` report is a result on the generated world, not a paper-scale "
-        "result. Verdicts: *reproduced* (the 95% interval of the difference from the baseline row excludes 0 on the "
-        "paper's side), *not reproduced* (it spans 0, or one seed gave no interval), *contradicted* (it excludes 0 "
-        "on the other side); a row counts as reproduced when every compared column is. Wall time: the command that "
+        "result. Verdicts on each paper difference, from the 95% interval of the measured difference from the "
+        "baseline row and its half-width, the minimum detectable difference (MDD): *reproduced* (the interval "
+        "excludes 0 on the paper's side), *contradicted* (it excludes 0 on the other side), *not reproduced* (it "
+        "spans 0 although the MDD is below the paper's |Δ|: the suite could have seen the effect), *underpowered* "
+        "(it spans 0 and the MDD exceeds the paper's |Δ|, or one seed gave no interval: the suite could not have "
+        "seen it). A row is contradicted when any compared column is, reproduced when every one is, not "
+        "reproduced when some column could have seen its effect, underpowered otherwise. *~ floor*: a cell within "
+        "noise of its best floor (chance, a video-blind rule or model, random init). Wall time: the command that "
         "wrote the report (— when it was rewritten from the store); stage compute counts reused stages at their "
         "original time.",
         "",
     ]
     if rows:
-        lines += [markdown_table(["report", "profile", "date", "wall time", "summary"], rows)]
+        lines += [markdown_table(["report", "profile", "date", "wall time", "summary"], rows), ""]
+        lines += _totals([data for _, data in entries])
     else:
         lines += ["(no reports yet)"]
     path = reports_dir / INDEX
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
     return path
+
+
+def _totals(summaries: list[dict[str, Any]]) -> list[str]:
+    """The four verdicts counted over every report that has them (per difference and per row)."""
+    from experiments.stats import VERDICTS
+
+    lines = []
+    for level in ("differences", "rows"):
+        counts = {k: sum(int(d.get(level, {}).get(k, 0)) for d in summaries) for k in VERDICTS}
+        if sum(counts.values()):
+            name = "paper differences" if level == "differences" else "ablation rows"
+            lines.append(
+                f"- **All {name}** ({sum(counts.values())}): " + ", ".join(f"{n} {k}" for k, n in counts.items())
+            )
+    floors = [d["floors"] for d in summaries if isinstance(d.get("floors"), dict)]
+    if floors:
+        checked = sum(f.get("checked", 0) for f in floors)
+        lines.append(
+            f"- **Measured cells against their floor** ({checked}): {sum(f.get('at_floor', 0) for f in floors)} "
+            f"~ floor, {sum(f.get('below_floor', 0) for f in floors)} below floor, "
+            f"{sum(f.get('below_chance', 0) for f in floors)} below chance (likely bugs)"
+        )
+    return lines

@@ -37,6 +37,18 @@ def paper_number(value: Any) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def number(value: float, fmt: str) -> str:
+    """``value`` in ``fmt``, without the minus of a value that rounds to zero ("-0.0")."""
+    text = format(value, fmt)
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def signed(value: float, fmt: str) -> str:
+    """``number`` with a plus sign when not negative."""
+    text = number(value, fmt)
+    return text if text.startswith("-") else "+" + text
+
+
 def now() -> str:
     """The time a report is generated, as its header and summary line write it."""
     return dt.datetime.now().strftime("%Y-%m-%d %H:%M")

@@ -106,8 +106,10 @@ def item_values(data: dict, metric: str, value: float | None) -> np.ndarray | No
     """Per-item values whose mean is the run's ``metric``, from either per-item layout (see README).
 
     ``{"<metric>": [v, ...]}``, or ``{"metric": "correct"|"rank", "items": [{"index", "correct"|"rank"}]}``
-    (items ordered by ``index``; a recall ``R@k`` is ``rank <= k``). The values are used only when their
-    mean reproduces the logged metric (as is, or as a percentage); otherwise None.
+    (items ordered by ``index``; ``correct`` may be a tie's fractional credit; a recall ``R@k`` is
+    ``rank <= k``, or a random tie-break's expected credit when the items hold ``higher`` and ``tied``
+    counts under ``"ties": "random"``). The values are used only when their mean reproduces the logged
+    metric (as is, or as a percentage); otherwise None.
     """
     if metric in data and isinstance(data[metric], list):
         values = np.asarray(data[metric], dtype=float)
@@ -117,8 +119,7 @@ def item_values(data: dict, metric: str, value: float | None) -> np.ndarray | No
         if data["metric"] == "correct":
             values = np.asarray([item["correct"] for item in items], dtype=float)
         elif name.startswith("R@"):
-            k = float(name[2:])
-            values = np.asarray([item["rank"] <= k for item in items], dtype=float)
+            values = recall_credit(items, float(name[2:]), data.get("ties"))
         elif name == "MnR":
             values = np.asarray([item["rank"] for item in items], dtype=float)
         else:  # a median rank is not a mean over items
@@ -131,3 +132,14 @@ def item_values(data: dict, metric: str, value: float | None) -> np.ndarray | No
         if math.isclose(values.mean() * factor, value, rel_tol=1e-6, abs_tol=1e-6):
             return values * factor
     return None
+
+
+def recall_credit(items: list[dict], k: float, ties: str | None) -> np.ndarray:
+    """Per query, the credit of "the correct item within the top ``k``": under the ``random`` tie rule
+    (``higher`` candidates above it, ``tied`` others level with it) the expected share of a random
+    tie-break, ``clamp(k - higher, 0, tied + 1) / (tied + 1)``; otherwise ``rank <= k``."""
+    if ties == "random" and all("higher" in item and "tied" in item for item in items):
+        higher = np.asarray([item["higher"] for item in items], dtype=float)
+        tied = np.asarray([item["tied"] for item in items], dtype=float)
+        return np.minimum(np.clip(k - higher, 0.0, None), tied + 1.0) / (tied + 1.0)
+    return np.asarray([item["rank"] <= k for item in items], dtype=float)

@@ -1,5 +1,7 @@
 """PNG plots: a figure's bubbles or bars (paper hollow, measured filled) and a sweep's objective against
-each parameter. matplotlib is imported only when a plot is drawn."""
+each parameter. Error bars are 95% bootstrap intervals of the mean; each measured column's reference lines
+(chance, video-blind rules, floors, ceiling) are horizontal lines. A panel with nothing to show is not
+drawn. matplotlib is imported only when a plot is drawn."""
 
 from __future__ import annotations
 
@@ -10,11 +12,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from experiments.reporting.markdown import paper_number
-from experiments.reporting.measure import Measured
+from experiments.reporting.measure import Cell, Measured
 from experiments.specs import FigureSpec, SweepSpec
+from experiments.stats import Interval, mean_interval
 
 if TYPE_CHECKING:
+    from experiments.reporting.floors import ColumnRefs, Floors
     from experiments.reporting.sweeps import TrialRecord
+
+_LINE_STYLES = {"chance": ":", "rule": "-.", "floor": "--", "ceiling": "-"}
+_LINE_COLOURS = ("0.3", "C3", "C4", "C5", "C6", "C8", "C9")  # by position among a column's lines
 
 
 def _pyplot():
@@ -26,7 +33,7 @@ def _pyplot():
     return plt
 
 
-def plot_figure(spec: FigureSpec, measured: Measured, path: Path) -> None:
+def plot_figure(spec: FigureSpec, measured: Measured, path: Path, floors: Floors | None = None) -> None:
     plt = _pyplot()
     plot = spec.plot
     cols = {c.id: c for c in spec.columns}
@@ -57,6 +64,11 @@ def plot_figure(spec: FigureSpec, measured: Measured, path: Path) -> None:
                         edgecolors=f"C{i}",
                         alpha=0.6 if filled else 1.0,
                     )
+                    cell = measured.cells.get((row.id, y)) if filled else None
+                    err = _yerr(cell)
+                    if err is not None:
+                        ax.errorbar([x], [yv], yerr=err, color=f"C{i}", capsize=3, lw=1)
+            handles.update(_reference_lines(ax, floors, y))
             ax.set_xscale("log")
             ax.margins(0.3)
             ax.set_xlabel(cols[plot.x].label)
@@ -74,15 +86,25 @@ def plot_figure(spec: FigureSpec, measured: Measured, path: Path) -> None:
                 markerscale=0.4,
             )
         area = cols[plot.size].label if plot.size else "constant"
-        fig.suptitle(f"{spec.title}\nbubble area ∝ {area}; hollow: paper, filled: measured", fontsize=9)
+        fig.suptitle(
+            f"{spec.title}\nbubble area ∝ {area}; hollow: paper, filled: measured "
+            "(bars: 95% intervals); lines: reference levels",
+            fontsize=9,
+        )
         fig.tight_layout(rect=(0, 0.08, 1, 0.93))
     else:  # bars: one bar per row, grouped by a row var, coloured by another
         y = plot.y[0]
         groups = list(dict.fromkeys(r.vars.get(plot.group or "", r.label) for r in spec.rows))
         series = list(dict.fromkeys(r.vars.get(plot.series or "", "") for r in spec.rows))
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        # a panel only for a source with values: no empty "paper" panel when the paper prints none
+        sources = [
+            source
+            for source in ("paper", "measured")
+            if any(_bar_value(row, y, source, measured)[0] is not None for row in spec.rows)
+        ] or ["measured"]
+        fig, axes = plt.subplots(1, len(sources), figsize=(6.4 * len(sources) + 0.6, 3.8), squeeze=False)
         width = 0.8 / max(len(series), 1)
-        for ax, source in zip(axes, ("paper", "measured")):
+        for ax, source in zip(axes[0], sources):
             for k, s in enumerate(series):
                 xs, hs, errs = [], [], []
                 for g_i, g in enumerate(groups):
@@ -95,27 +117,24 @@ def plot_figure(spec: FigureSpec, measured: Measured, path: Path) -> None:
                         ),
                         None,
                     )
-                    if row is None:
-                        continue
-                    if source == "paper":
-                        v, e = paper_number(row.paper.get(y)), 0.0
-                    else:
-                        cell = measured.cells.get((row.id, y))
-                        v, e = (cell.mean, cell.std) if cell else (None, 0.0)
+                    v, e = _bar_value(row, y, source, measured) if row is not None else (None, None)
                     if v is None:
                         continue
                     xs.append(g_i + k * width)
                     hs.append(v)
-                    errs.append(e)
+                    errs.append(e if e is not None else (0.0, 0.0))
                 if xs:
-                    ax.bar(xs, hs, width, yerr=errs, label=s or None, color=f"C{k}")
+                    yerr = np.asarray(errs, dtype=float).T if source == "measured" else None
+                    ax.bar(xs, hs, width, yerr=yerr, capsize=3, label=s or None, color=f"C{k}")
+            if source == "measured":
+                _reference_lines(ax, floors, y)
             ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))], groups)
             ax.set_ylabel(cols[y].label)
-            ax.set_title(source)
+            ax.set_title(source if source == "paper" else "measured (95% intervals)")
             if not ax.has_data():
-                ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)
-            elif any(series):
-                ax.legend(fontsize=8)
+                ax.text(0.5, 0.5, "no finished runs yet", ha="center", va="center", transform=ax.transAxes)
+            elif any(series) or ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.suptitle(spec.title, fontsize=10)
         fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -135,40 +154,79 @@ def _bubble_point(row, cols, x, y, size, source, measured):
     return tuple(vals)
 
 
-def plot_sweep(spec: SweepSpec, trials: list[TrialRecord], path: Path) -> bool:
+def _bar_value(row, y: str, source: str, measured: Measured) -> tuple[float | None, tuple | None]:
+    """(height, (down, up) error) of one bar; the error is the 95% interval of the measured mean."""
+    if source == "paper":
+        return paper_number(row.paper.get(y)), None
+    cell = measured.cells.get((row.id, y))
+    if cell is None:
+        return None, None
+    err = _yerr(cell)
+    return cell.mean, None if err is None else (float(err[0][0]), float(err[1][0]))
+
+
+def _yerr(cell: Cell | None) -> list[list[float]] | None:
+    """matplotlib's asymmetric error of a cell's mean: its 95% bootstrap interval."""
+    if cell is None:
+        return None
+    return _interval_err(mean_interval(cell.values, cell.items))
+
+
+def _interval_err(i: Interval) -> list[list[float]] | None:
+    if i.low is None or i.high is None:
+        return None
+    return [[max(i.diff - i.low, 0.0)], [max(i.high - i.diff, 0.0)]]
+
+
+def _reference_lines(ax, floors: Floors | None, col_id: str) -> dict:
+    """Draw the column's reference lines (chance, rules, floors, ceiling); returns legend handles."""
+    refs = floors.columns.get(col_id) if floors is not None else None
+    return _draw_lines(ax, refs)
+
+
+def _draw_lines(ax, refs: ColumnRefs | None) -> dict:
+    handles = {}
+    for i, ref in enumerate(refs.refs if refs else []):
+        colour = "C2" if ref.kind == "ceiling" else _LINE_COLOURS[i % len(_LINE_COLOURS)]
+        handles[ref.label] = ax.axhline(
+            ref.mean, ls=_LINE_STYLES.get(ref.kind, "--"), color=colour, lw=1.2, label=ref.label
+        )
+    return handles
+
+
+def plot_sweep(spec: SweepSpec, trials: list[TrialRecord], path: Path, refs: ColumnRefs | None = None) -> bool:
+    """The objective (mean over seeds, 95% interval) against each parameter, with the objective's
+    reference lines; False when no trial is complete."""
     complete = [t for t in trials if t.state == "COMPLETE" and t.values]
     if not complete:
         return False
     plt = _pyplot()
     names = list(spec.params)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
     label = spec.objective.label or f"{spec.objective.stage}.{spec.objective.metric}"
+    intervals = [t.interval() for t in complete]
+    means = np.asarray([i.diff for i in intervals])
+    err = np.asarray([_interval_err(i) or [[0.0], [0.0]] for i in intervals], dtype=float)[:, :, 0].T
     for ax, name in zip(axes[0], names):
         xs = [t.params.get(name) for t in complete]
         numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
-        means = [float(np.mean(t.values)) for t in complete]
-        stds = [float(np.std(t.values, ddof=1)) if len(t.values) > 1 else 0.0 for t in complete]
         if numeric:
             order = np.argsort(xs)
-            ax.errorbar(
-                np.asarray(xs)[order],
-                np.asarray(means)[order],
-                yerr=np.asarray(stds)[order],
-                marker="o",
-                capsize=3,
-            )
+            ax.errorbar(np.asarray(xs)[order], means[order], yerr=err[:, order], marker="o", capsize=3)
             if spec.params[name].log:
                 ax.set_xscale("log")
         else:
-            ax.bar([str(x) for x in xs], means, yerr=stds)
+            ax.bar([str(x) for x in xs], means, yerr=err, capsize=3)
+        _draw_lines(ax, refs)
         if name in spec.paper:
             ax.axvline(
                 spec.paper[name] if numeric else str(spec.paper[name]), color="grey", ls="--", label="paper"
             )
-            ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
         ax.set_xlabel(name)
         ax.set_ylabel(label)
-    fig.suptitle(spec.title, fontsize=10)
+    fig.suptitle(f"{spec.title}\n(mean over seeds, error bars: 95% bootstrap intervals)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,6 +1,8 @@
-"""A table or figure report: the paper's table, the measured one (mean +- std over seeds), and each
-row's difference from its baseline row with a 95% bootstrap interval and whether the paper's direction
-is reproduced. Figures add a PNG beside the Markdown."""
+"""A table or figure report: the paper's table, the measured one (mean +- std over seeds) with each cell
+marked against its floor, the reference lines (chance, video-blind rules, the calibration report's floors
+and ceiling), and each row's difference from its baseline row with a 95% bootstrap interval, the minimum
+detectable difference and a verdict; a table without a baseline row shows each cell's difference from its
+floor instead. Figures add a PNG beside the Markdown."""
 
 from __future__ import annotations
 
@@ -11,19 +13,20 @@ from typing import Any
 from evilm.files import atomic_write_text
 from experiments.manifests import run_artifact
 from experiments.plan import Plan
+from experiments.reporting.floors import Floors, above_floor_section, floors_section, reference_lines
 from experiments.reporting.index import summary_comment
-from experiments.reporting.markdown import header, markdown_table, paper_number
+from experiments.reporting.markdown import header, markdown_table, number, paper_number, signed
 from experiments.reporting.measure import Measured, collect
 from experiments.reporting.plots import plot_figure
 from experiments.reporting.timing import Timing
 from experiments.specs import Column, FigureSpec, Row, TableSpec
 from experiments.stats import (
-    CONTRADICTED,
-    NOT_REPRODUCED,
     REPRODUCED,
+    VERDICTS,
     Interval,
     diff_interval,
     reproduced,
+    row_verdict,
     verdict_of,
 )
 from experiments.tracking import Tracker
@@ -37,12 +40,14 @@ def write_table_report(
     stem: str,
     overrides: dict[str, Any],
     timing: Timing | None = None,
+    specs_root: Path | None = None,
 ) -> Path:
     """Write ``reports_dir/<stem>.md``; ``timing`` (from a run) goes in the header, else it is read from
-    the store."""
+    the store. ``specs_root`` (the specs folder) finds the calibration spec for the floors."""
     timing = timing or Timing.from_store(plan, tracker)
     measured = collect(spec, plan, tracker)
-    text = table_markdown(spec, plan, measured, tracker, overrides, timing)
+    floors = reference_lines(spec, plan, measured, tracker, specs_root, overrides)
+    text = table_markdown(spec, plan, measured, tracker, overrides, timing, floors)
     for extra in getattr(spec, "include", []):
         section = included_markdown(extra, spec, plan, tracker)
         if section:
@@ -50,9 +55,14 @@ def write_table_report(
     reports_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(spec, FigureSpec):
         png = reports_dir / f"{stem}.png"
-        plot_figure(spec, measured, png)
-        text = text.rstrip() + f"\n\n![{spec.title}]({png.name})\n"
-    text += summary_comment(spec, plan.profile, timing, table_summary(spec, measured))
+        plot_figure(spec, measured, png, floors)
+        text = text.rstrip() + (
+            f"\n\n![{spec.title}]({png.name})\n\n_Error bars: 95% bootstrap intervals of the mean (over seeds and, "
+            "where the stage logged per-item results, test items). Horizontal lines: each column's chance, "
+            "video-blind rules, floors and ceiling (see the reference lines)._\n"
+        )
+    summary, counts = table_summary(spec, measured, floors)
+    text += summary_comment(spec, plan.profile, timing, summary, counts)
     path = reports_dir / f"{stem}.md"
     atomic_write_text(path, text)
     return path
@@ -77,8 +87,10 @@ def table_markdown(
     tracker: Tracker,
     overrides: dict[str, Any],
     timing: Timing | None = None,
+    floors: Floors | None = None,
 ) -> str:
     cols = spec.columns
+    floors = floors or Floors()
     lines = header(spec, plan, measured.runs, tracker, overrides, timing=timing)
     if spec.caption:
         lines += [f"_{spec.caption.strip()}_", ""]
@@ -86,8 +98,11 @@ def table_markdown(
         lines += [spec.note.strip(), ""]
 
     lines += ["## Paper", ""]
-    rows = [[r.label] + [_paper_cell(r.paper.get(c.id)) for c in cols] for r in spec.rows]
-    lines += [markdown_table(["", *(c.label for c in cols)], rows), ""]
+    if any(r.paper for r in spec.rows):
+        rows = [[r.label] + [_paper_cell(r.paper.get(c.id)) for c in cols] for r in spec.rows]
+        lines += [markdown_table(["", *(c.label for c in cols)], rows), ""]
+    else:
+        lines += ["The paper prints no numbers for this one (see the note above).", ""]
 
     n = len(plan.seeds)
     lines += [f"## Measured (mean ± std over {n} seeds)" if n > 1 else "## Measured (one seed)", ""]
@@ -105,11 +120,22 @@ def table_markdown(
                 )
             else:
                 cells.append(_fmt(cell.mean, c))
+            check = floors.check(spec, r, c, cell)
+            if check is not None and check.mark:
+                cells[-1] += f" ({check.mark})"
         rows.append([r.label + ("" if r.measured else " (paper only)"), *cells])
     lines += [markdown_table(["", *(c.label for c in cols)], rows), ""]
-    lines += ["— : not measured (a method or column this suite does not run, or no finished run yet).", ""]
+    lines += [
+        "— : not measured (a method or column this suite does not run, or no finished run yet)."
+        + (" *~ floor*, *below floor*: see the reference lines below." if floors.columns else ""),
+        "",
+    ]
+    lines += floors_section(spec, floors)
 
-    lines += differences_section(spec, measured)
+    if baseline_pairs(spec):
+        lines += differences_section(spec, measured)
+    else:
+        lines += above_floor_section(spec, measured, floors)
     if measured.missing:
         shown = ", ".join(measured.missing[:20]) + (
             f" and {len(measured.missing) - 20} more" if len(measured.missing) > 20 else ""
@@ -126,7 +152,7 @@ def _paper_cell(value: Any) -> str:
 
 
 def _fmt(value: float, col: Column) -> str:
-    return format(value, col.fmt)
+    return number(value, col.fmt)
 
 
 @dataclass
@@ -169,9 +195,12 @@ def differences_section(spec: TableSpec, measured: Measured) -> list[str]:
     lines = [f"## Difference from the baseline row{'s' if len(bases) > 1 else ''} ({', '.join(bases)})", ""]
     lines += [
         "Δ = row − baseline. Interval: 95% percentile bootstrap over seeds and, where the stage logged per-item "
-        "results, over test items (paired); `source` says which. Verdict: *reproduced* when the interval excludes 0 "
-        "on the paper's side, *contradicted* when it excludes 0 on the other side, *not reproduced* otherwise "
-        "(it spans 0, or there is no interval).",
+        "results, over test items (paired); `source` says which. MDD: the minimum detectable difference, the "
+        "interval's half-width (a smaller difference cannot exclude 0 at this budget; `python -m experiments "
+        "power` says how many seeds or items would). Verdict: *reproduced* when the interval excludes 0 on the "
+        "paper's side, *contradicted* when it excludes 0 on the other side; when it spans 0, *not reproduced* if "
+        "the MDD is below the paper's |Δ| (the suite could have seen the effect) and *underpowered* if it is "
+        "above it (or there is no interval).",
         "",
     ]
     rows = [
@@ -180,6 +209,7 @@ def differences_section(spec: TableSpec, measured: Measured) -> list[str]:
             d.col.label,
             _signed(d.interval.diff, d.col),
             _interval(d.interval, d.col),
+            "n/a" if d.interval.half_width is None else "±" + _fmt(d.interval.half_width, d.col),
             d.interval.source,
             "-" if d.paper_diff is None else _signed(d.paper_diff, d.col),
             d.verdict,
@@ -190,17 +220,19 @@ def differences_section(spec: TableSpec, measured: Measured) -> list[str]:
         return lines + ["(no row has measured values for both itself and the baseline yet)", ""]
     lines += [
         markdown_table(
-            ["row", "column", "Δ measured", "95% interval", "source", "Δ paper", "reproduced"], rows
+            ["row", "column", "Δ measured", "95% interval", "MDD", "source", "Δ paper", "verdict"], rows
         ),
         "",
     ]
     return lines
 
 
-def table_summary(spec: TableSpec, measured: Measured) -> str:
-    """One line for the index: verdicts per ablation row (a row is reproduced when every compared
-    column is, contradicted when any column is, not reproduced otherwise)."""
+def table_summary(spec: TableSpec, measured: Measured, floors: Floors | None = None) -> tuple[str, dict]:
+    """One line for the index, and its counts: verdicts per ablation row (a row is contradicted when any
+    compared column is, reproduced when every one is, not reproduced when some column could have seen its
+    effect and did not, underpowered otherwise), per difference, and the cells at or below their floor."""
     measured_rows = [r for r in spec.rows if r.measured]
+    counts: dict[str, Any] = {}
     if not measured.cells:
         text = "no finished runs yet"
     elif baseline_pairs(spec):
@@ -211,19 +243,16 @@ def table_summary(spec: TableSpec, measured: Measured) -> str:
             if verdict is not None:
                 by_row.setdefault(d.row.id, []).append(verdict)
         if by_row:
-            counts = {REPRODUCED: 0, NOT_REPRODUCED: 0, CONTRADICTED: 0}
-            for verdicts in by_row.values():
-                if CONTRADICTED in verdicts:
-                    counts[CONTRADICTED] += 1
-                elif all(v == REPRODUCED for v in verdicts):
-                    counts[REPRODUCED] += 1
-                else:
-                    counts[NOT_REPRODUCED] += 1
-            text = f"{counts[REPRODUCED]} of {len(by_row)} ablation row{'s' if len(by_row) > 1 else ''} reproduced"
-            text += "".join(f", {n} {k}" for k, n in counts.items() if k != REPRODUCED and n)
+            rows = [row_verdict(v) for v in by_row.values()]
             cells = [v for verdicts in by_row.values() for v in verdicts]
-            if len(cells) > len(by_row):
-                text += f" ({sum(v == REPRODUCED for v in cells)} of {len(cells)} differences reproduced)"
+            counts["rows"] = {k: rows.count(k) for k in VERDICTS}
+            counts["differences"] = {k: cells.count(k) for k in VERDICTS}
+            text = f"{rows.count(REPRODUCED)} of {len(rows)} ablation row{'s' if len(rows) > 1 else ''} reproduced"
+            text += "".join(f", {rows.count(k)} {k}" for k in VERDICTS if k != REPRODUCED and rows.count(k))
+            if len(cells) > len(rows):
+                text += f" ({cells.count(REPRODUCED)} of {len(cells)} differences reproduced"
+                text += "".join(f", {cells.count(k)} {k}" for k in VERDICTS if k != REPRODUCED and cells.count(k))
+                text += ")"
         else:
             text = f"{len(diffs)} difference{'s' if len(diffs) != 1 else ''} measured; no paper values to compare"
     else:
@@ -231,13 +260,34 @@ def table_summary(spec: TableSpec, measured: Measured) -> str:
             f"{len(measured_rows)} measured row{'s' if len(measured_rows) != 1 else ''} beside "
             f"{len(spec.rows) - len(measured_rows)} paper-only; no ablation baseline"
         )
+    marks = _floor_marks(spec, measured, floors or Floors())
+    if marks:
+        counts["floors"] = marks
+        text += f"; {marks['at_floor']} of {marks['checked']} cells ~ floor"
+        text += f", {marks['below_floor']} below floor" if marks["below_floor"] else ""
+        text += f", {marks['below_chance']} below chance (likely bugs)" if marks["below_chance"] else ""
     if measured.missing:
         text += f"; {len(measured.missing)} cell(s) missing a finished run"
-    return text
+    return text, counts
+
+
+def _floor_marks(spec: TableSpec, measured: Measured, floors: Floors) -> dict[str, int]:
+    checks = [
+        floors.check(spec, r, c, measured.cells.get((r.id, c.id))) for r in spec.rows for c in spec.columns
+    ]
+    marks = [c.mark for c in checks if c is not None and c.interval.low is not None]
+    if not marks:
+        return {}
+    return {
+        "checked": len(marks),
+        "at_floor": marks.count("~ floor"),
+        "below_floor": marks.count("below floor"),
+        "below_chance": sum(m.startswith("below chance") for m in marks),
+    }
 
 
 def _signed(value: float, col: Column) -> str:
-    return ("+" if value >= 0 else "") + _fmt(value, col)
+    return signed(value, col.fmt)
 
 
 def _interval(interval: Interval, col: Column) -> str:

@@ -103,11 +103,13 @@ def fake_eval(config: EvalConfig, inputs, out_dir: Path, on_metrics=None) -> Sta
     digest = hashlib.sha256(f"{config.task}{config.seed}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:4], "little"))
     correct = (rng.random(n) < min(1.0, config.quality + bump)).astype(float)
-    per_item = _write(out_dir / "per_item.json", {"accuracy": correct.tolist()})
-    # "hits@1": MLflow refuses '@' in metric names, so the tracker logs it as "hits_at_1"
-    return StageResult(
-        {"accuracy": float(correct.mean()), "hits@1": float(correct.mean())}, {"per_item": per_item}
-    )
+    task = config.task
+    per_item = _write(out_dir / "per_item.json", {"accuracy": correct.tolist(), f"{task}/acc": correct.tolist()})
+    # "hits@1": MLflow refuses '@' in metric names, so the tracker logs it as "hits_at_1"; "<task>/acc"
+    # and "<task>/chance" (4 options) as the real tasks log them, in percent
+    metrics = {"accuracy": float(correct.mean()), "hits@1": float(correct.mean())}
+    metrics |= {f"{task}/acc": 100 * float(correct.mean()), f"{task}/chance": 25.0}
+    return StageResult(metrics, {"per_item": per_item})
 
 
 FAKE_KINDS = {

@@ -162,5 +162,23 @@ def test_run_with_sweeps_and_dry_run_of_several(cli, two_tables, tmp_path, capsy
     index = (tmp_path / "reports" / "README.md").read_text()
     lines = [line for line in index.splitlines() if line.startswith("| [")]
     assert "(fakesweep.md)" in lines[-1] and "4 trials complete (1 seed each; objective" in lines[-1]
-    assert "best `qa.quality=" in lines[-1]
+    # 30 test items, one seed: the two best points' intervals overlap, so no point is named
+    assert "no setting distinguishable at this budget" in lines[-1] and "best `" not in lines[-1]
     assert "(faketable2.md)" in lines[0]
+
+
+def test_power_plans_seeds_for_each_compared_column(cli, capsys):
+    assert cli("power", "faketable") == EXIT_OK
+    assert "no compared column has finished runs" in capsys.readouterr().out
+    assert cli("run", "faketable", "--seeds", "0", "1") == EXIT_OK
+    capsys.readouterr()
+    assert cli("power", "faketable", "--seeds", "0", "1") == EXIT_OK
+    out = capsys.readouterr().out
+    assert "faketable (smoke, seeds 0, 1): what it takes" in out and "80% power" in out
+    lines = [line for line in out.splitlines() if "With MVM" in line]
+    assert any("9.3" in line for line in lines)  # QA: the paper's |39.3 - 30.0|
+    assert any("no paper Δ" in line for line in lines)  # Hits@1
+    assert cli("power", "fakesweep") == EXIT_SPEC
+    assert "teach" not in build_parser().format_help()
+    sub = build_parser()._subparsers._group_actions[0].choices["power"]
+    assert "MDD now" in sub.format_help() and "80% power" in sub.format_help()

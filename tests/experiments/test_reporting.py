@@ -1,10 +1,22 @@
 import numpy as np
+import pytest
 from conftest import FAKE_KINDS
 
 from experiments.plan import build_plan, table_variants
 from experiments.reporting import collect, markdown_table, paper_number, write_table_report
 from experiments.specs import load_spec
-from experiments.stats import diff_interval, reproduced, verdict_of
+from experiments.stats import (
+    CONTRADICTED,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    UNDERPOWERED,
+    Interval,
+    diff_interval,
+    mean_interval,
+    reproduced,
+    row_verdict,
+    verdict_of,
+)
 
 
 def plan_for(specs, seeds):
@@ -39,8 +51,10 @@ def test_report_from_a_store_of_runs(specs, runner, tracker, tmp_path):
     diff_rows = [line for line in text.splitlines() if line.startswith("| With MVM | QA |")]
     assert len(diff_rows) == 1
     cells = [c.strip() for c in diff_rows[0].strip("|").split("|")]
-    assert cells[4] == "seeds x items" and cells[5] == "+9.3"
-    assert cells[6] in ("reproduced", "contradicted", "not reproduced (interval spans 0)")
+    assert cells[5] == "seeds x items" and cells[6] == "+9.3"
+    low, high = (float(x) for x in cells[3].strip("[]").split(", "))
+    assert cells[4] == f"±{(high - low) / 2:.1f}"  # the MDD: the interval's half-width
+    assert cells[7].split(" (")[0] in ("reproduced", "contradicted", "not reproduced", "underpowered")
     assert "Usage" not in [
         line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| With MVM |")
     ]
@@ -68,12 +82,40 @@ def test_bootstrap_interval():
     assert up.source == "seeds x items" and 0.1 < up.low < up.diff < up.high < 0.3
     assert reproduced(+5.0, up) == "reproduced" and reproduced(-5.0, up) == "contradicted"
     flat = diff_interval(mean(same), mean(base), same, base)
-    assert flat.low < 0 < flat.high and reproduced(1.0, flat) == "not reproduced (interval spans 0)"
+    assert flat.low < 0 < flat.high
+    assert reproduced(1.0, flat).startswith("not reproduced")  # the MDD (~0.04) is below 1.0
+    assert reproduced(0.01, flat).startswith("underpowered")  # ... and above 0.01
     seeds_only = diff_interval([0.6, 0.62, 0.61], [0.5, 0.52, 0.49])
     assert seeds_only.source == "seeds" and seeds_only.low > 0
     single = diff_interval([0.6], [0.5])
-    assert single.low is None and reproduced(1.0, single).startswith("not reproduced (no interval")
-    assert verdict_of(reproduced(1.0, single)) == "not reproduced" and verdict_of("n/a") is None
+    assert single.low is None and reproduced(1.0, single).startswith("underpowered (no interval")
+    assert verdict_of(reproduced(1.0, single)) == "underpowered" and verdict_of("n/a") is None
+    # one row's mean: over seeds x items, fractional credit (a tie's 1/k) accepted
+    credit = [np.asarray([1.0, 0.2, 0.0, 0.5] * 25), np.asarray([1.0, 0.0, 0.2, 0.5] * 25)]
+    alone = mean_interval([float(x.mean()) for x in credit], credit)
+    assert alone.source == "seeds x items" and alone.diff == pytest.approx(0.425)
+    assert alone.low < alone.diff < alone.high
+
+
+def test_the_four_verdicts():
+    paper = +3.0
+    assert reproduced(paper, Interval(5.0, 2.0, 8.0, "seeds")) == REPRODUCED
+    assert reproduced(paper, Interval(-5.0, -8.0, -2.0, "seeds")) == CONTRADICTED
+    # spans 0, half-width 1.5 <= 3: the suite could have seen the paper's difference and did not
+    assert verdict_of(reproduced(paper, Interval(0.5, -1.0, 2.0, "seeds"))) == NOT_REPRODUCED
+    # spans 0, half-width 7.5 > 3: it could not have
+    assert verdict_of(reproduced(paper, Interval(0.5, -7.0, 8.0, "seeds"))) == UNDERPOWERED
+    assert verdict_of(reproduced(-paper, Interval(0.5, -7.0, 8.0, "seeds"))) == UNDERPOWERED
+    assert verdict_of(reproduced(paper, Interval(0.5, None, None, "none"))) == UNDERPOWERED
+    # one seed each, identical per-item results: [0, 0] shows no variation, not a precise zero
+    assert verdict_of(reproduced(paper, Interval(0.0, 0.0, 0.0, "items"))) == UNDERPOWERED
+    assert Interval(0.5, -7.0, 8.0, "seeds").half_width == 7.5 and Interval(0.0, None, None, "none").half_width is None
+    # a row: contradicted if any column is, reproduced if all are, not reproduced if a column could
+    # have seen its effect, else underpowered
+    assert row_verdict([REPRODUCED, CONTRADICTED, UNDERPOWERED]) == CONTRADICTED
+    assert row_verdict([REPRODUCED, REPRODUCED]) == REPRODUCED
+    assert row_verdict([REPRODUCED, NOT_REPRODUCED, UNDERPOWERED]) == NOT_REPRODUCED
+    assert row_verdict([REPRODUCED, UNDERPOWERED]) == UNDERPOWERED
 
 
 def test_markdown_helpers():
@@ -93,11 +135,20 @@ def test_item_values_layouts():
     ranks = {"metric": "rank", "items": [{"index": i, "rank": r} for i, r in enumerate([1, 3, 7, 20])]}
     assert item_values(ranks, "msrvtt_ret/R@5", 50.0).tolist() == [100.0, 100.0, 0.0, 0.0]
     assert item_values(ranks, "msrvtt_ret/MdR", 5.0) is None  # a median is not a mean of items
+    # the random tie rule: a tie's expected share of a hit (rank 2-3 of 4 tied with one other: half at k=2)
+    tied = {"metric": "rank", "ties": "random", "items": [
+        {"index": 0, "rank": 2.5, "higher": 1, "tied": 1}, {"index": 1, "rank": 1.0, "higher": 0, "tied": 0},
+        {"index": 2, "rank": 2.5, "higher": 0, "tied": 3}]}
+    assert item_values(tied, "msrvtt_ret/R@2", 200 / 3).tolist() == [50.0, 100.0, 50.0]
+    assert item_values(tied, "msrvtt_ret/R@1", 100 * 1.25 / 3).tolist() == pytest.approx([0.0, 100.0, 25.0])
+    fractional = {"metric": "correct", "items": [{"index": 0, "correct": 0.2}, {"index": 1, "correct": 1.0}]}
+    assert item_values(fractional, "msrvtt_mc/acc", 60.0).tolist() == [20.0, 100.0]
     assert item_values(tasks, "msrvtt_qa/acc", 70.0) is None  # disagrees with the logged metric
 
 
 def test_figure_plots(tmp_path):
     from experiments.reporting import Cell, Measured, plot_figure
+    from experiments.reporting.floors import ColumnRefs, Floors, Reference
     from experiments.specs import FigureSpec
 
     rows = [
@@ -125,7 +176,8 @@ def test_figure_plots(tmp_path):
             {"kind": "figure", "title": "t", "base": "p", "columns": columns, "rows": rows, "plot": plot}
         )
         path = tmp_path / f"{plot['type']}.png"
-        plot_figure(spec, measured, path)
+        refs = ColumnRefs([Reference("chance", "chance", [20.0]), Reference("ceiling", "ceiling", [70.0, 72.0])])
+        plot_figure(spec, measured, path, Floors({"acc": refs}))
         assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -189,18 +241,38 @@ def test_index_lists_every_report_with_its_verdicts(specs, runner, tracker, tmp_
     assert lines[0].endswith(f"| {expected} |")
 
 
-def test_sweep_summary_names_ties_and_the_spread_instead_of_a_winner():
+def test_sweep_summary_names_a_best_only_when_its_interval_excludes_the_runner_ups():
     from experiments.reporting import TrialRecord, sweep_summary
+    from experiments.reporting.sweeps import separable_best
 
     spec = load_spec("mask_ratio")  # the shipped sweep: maximize, the paper's choice is ratio 0.4
-    tied = [TrialRecord(i, "COMPLETE", {"pretrain.mask.ratio": r}, [v])
-            for i, (r, v) in enumerate([(0.1, 8.3), (0.4, 8.3), (0.9, 7.1)])]
-    text = sweep_summary(spec, tied)
-    assert "1 seed each; objective 7.1 to 8.3" in text
-    assert "a tie of 2 points" in text and "the paper's choice is one of them" in text
-    assert "is the best" not in text
-    alone = [TrialRecord(0, "COMPLETE", {"pretrain.mask.ratio": 0.4}, [9.0, 8.0]),
-             TrialRecord(1, "COMPLETE", {"pretrain.mask.ratio": 0.9}, [7.0, 7.2])]
-    text = sweep_summary(spec, alone)
-    assert "2 seeds each" in text and "best `pretrain.mask.ratio=0.4` (8.5)" in text
-    assert "the paper's choice is the best" in text
+    assert spec.seeds == [0, 1, 2] and spec.seeds_by_profile == {"smoke": [0]}
+
+    def trial(number, ratio, values):
+        return TrialRecord(number, "COMPLETE", {"pretrain.mask.ratio": ratio}, values)
+
+    # overlapping intervals: the best mean (0.1) is not distinguishable from the paper's 0.4
+    overlapping = [trial(0, 0.1, [8.9, 8.0, 8.6]), trial(1, 0.4, [8.2, 8.7, 8.1]), trial(2, 0.9, [5.0, 5.2, 5.1])]
+    best, runner_up, why = separable_best(spec, overlapping)
+    assert best is None and "overlaps" in why
+    text = sweep_summary(spec, overlapping)
+    assert "3 seeds each; objective 5.1 to 8.5" in text
+    assert "no setting distinguishable at this budget" in text and "best `" not in text
+    assert "the paper's choice gives 8.333 [" in text
+
+    # separated intervals: 0.4 is named, with its interval
+    separated = [trial(0, 0.1, [6.9, 7.0, 7.2]), trial(1, 0.4, [9.0, 9.2, 9.1]), trial(2, 0.9, [5.0, 5.2, 5.1])]
+    best, runner_up, _ = separable_best(spec, separated)
+    assert best.number == 1 and runner_up.number == 0
+    assert best.interval().low > runner_up.interval().high
+    text = sweep_summary(spec, separated)
+    assert "best `pretrain.mask.ratio=0.4` (9.1 [" in text and "the paper's choice is the best" in text
+
+    # one seed and no per-item results: no interval, so no winner however far apart the means are
+    single = [trial(0, 0.1, [1.0]), trial(1, 0.4, [9.0])]
+    assert separable_best(spec, single)[0] is None and "no interval" in separable_best(spec, single)[2]
+    # one seed with per-item results: the items' interval decides
+    items = [np.asarray([1.0] * 90 + [0.0] * 10), np.asarray([1.0] * 10 + [0.0] * 90)]
+    by_items = [TrialRecord(i, "COMPLETE", {"pretrain.mask.ratio": r}, [float(x.mean())], items=[x])
+                for i, (r, x) in enumerate(zip((0.4, 0.9), items))]
+    assert separable_best(spec, by_items)[0].number == 0

@@ -62,6 +62,10 @@ def test_sweep_resumes_after_interruption_without_duplicates(specs, tracker, run
     ).exists()
     text = (tmp_path / "reports" / "fakesweep.md").read_text()
     assert "paper's choice" in text and "4 complete" in text
+    # one seed, but the objective's per-item results give each point an interval over the test items
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "| items |" in line]
+    assert len(rows) == 4 and all("[" in line for line in rows)
+    assert "no setting distinguishable at this budget" in text or "its interval excludes the runner-up's" in text
 
     # a third run has nothing to do
     CALLS.clear()
