@@ -55,7 +55,8 @@ against every test video).
 
 Outputs (written by rank 0 only; --out must be on storage every node sees):
   pretraining:
-  OUT/checkpoints/last.pt   every checkpoint_every steps and at the end (resumes on any W)
+  OUT/checkpoints/last.pt   every checkpoint_every steps and when stopped early (resumes on any W;
+                            deleted once model.pt is written)
   OUT/model.pt              the pretrained backbone + heads, once the run is complete
   OUT/metrics.json          the final metrics (averaged over ranks)
   OUT/text_tokenizer.json   the text vocabulary

@@ -33,15 +33,30 @@ def create_backbone(name: str, checkpoint: str | None = None, drop_path_rate: fl
     if checkpoint:
         # timm's loader understands the usual wrappers ('state_dict', 'model', EMA...).
         timm.models.load_checkpoint(model, checkpoint, strict=False, weights_only=True)
-    # Only forward_features is used: drop what sits after it (a ConvNeXt-style norm + fc head,
-    # MobileNetV3's 1x1 conv head) so that no unused parameter is counted, trained or left
-    # without a gradient under DDP.
-    for name in ("head", "conv_head", "norm_head"):
-        if isinstance(getattr(model, name, None), nn.Module):
-            setattr(model, name, nn.Identity())
-    # NHWC: oneDNN's depthwise-convolution backward is ~25% faster on a CPU in this layout
-    # (benchmarks/bench_train.py), and it is the layout cuDNN prefers under mixed precision.
+    # Only forward_features is used: drop the top-level modules it never calls (a ConvNeXt-style
+    # norm + fc head, MobileNetV3's 1x1 conv head; EfficientNet's conv_head stays, it is a feature
+    # layer there), so that no unused parameter is counted, trained or left without a gradient under DDP.
+    for child in unused_children(model):
+        setattr(model, child, nn.Identity())
     return model.to(memory_format=torch.channels_last)
+
+
+def unused_children(model: nn.Module) -> list[str]:
+    """The names of ``model``'s top-level modules that ``forward_features`` does not call (one probe pass)."""
+    called: set[str] = set()
+    hooks = [module.register_forward_hook(lambda *_, name=name: called.add(name))
+             for name, module in model.named_children()]
+    size = timm.data.resolve_model_data_config(model)["input_size"]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval().forward_features(torch.zeros(1, *size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return [name for name, module in model.named_children()
+            if name not in called and next(module.parameters(), None) is not None]
 
 
 def channels_last(frames: torch.Tensor) -> torch.Tensor:

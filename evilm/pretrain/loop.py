@@ -181,19 +181,21 @@ def pretrain(
             if step < total_steps:  # the final metrics average the last epoch
                 epoch_means.reset()
     progress.close()
-    checkpoint()
-
     complete = step >= total_steps
     metrics = epoch_means.means("pretrain/")
     metrics.update({"pretrain/steps": float(step), "pretrain/total_steps": float(total_steps),
                     "pretrain/complete": float(complete)})
-    artifacts: dict[str, Path] = {"checkpoint": ckpt_path, "metrics": out_dir / "metrics.json"}
-    if complete:
+    artifacts: dict[str, Path] = {"metrics": out_dir / "metrics.json"}
+    if complete:  # the final weights; the resume checkpoint is no longer needed
         artifacts["model"] = out_dir / "model.pt"
+    else:  # stopped early: what a resumed run continues from
+        checkpoint()
+        artifacts["checkpoint"] = ckpt_path
     if rank == 0:
         atomic_write_json(artifacts["metrics"], metrics, indent=2)
         if complete:
             save_pretrained(artifacts["model"], model, meta={"pretrain_config": to_dict(cfg), **(meta or {})})
+            ckpt_path.unlink(missing_ok=True)
     D.barrier()  # every rank returns once rank 0's files are in place
     return StageResult(metrics=metrics, artifacts=artifacts)
 

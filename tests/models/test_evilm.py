@@ -160,3 +160,15 @@ def test_all_in_one_t_forward():
     assert out.shape == (1, 192)
     with pytest.raises(ConfigError):
         create_baseline("all_in_one_xl")
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv2_050", "efficientnet_b0", "mobilenetv3_small_050"])
+def test_backbones_whose_feature_layers_end_in_a_conv_head_still_encode(backbone):
+    """EfficientNet's and MobileNetV2's conv_head belongs to forward_features (MobileNetV3's does not):
+    only the modules forward_features never calls are dropped."""
+    model = create_model("smoke", video={"backbone": backbone})
+    frames = torch.rand(2, model.config.num_frames, 3, 64, 64)
+    video = model.encode_video(frames)
+    assert video.shape == (2, model.config.num_frames * 2 * 2, model.width)
+    kept = next(model.video_encoder.backbone.conv_head.parameters(), None) is not None
+    assert kept == (not backbone.startswith("mobilenetv3"))
