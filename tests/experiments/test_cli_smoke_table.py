@@ -42,7 +42,7 @@ def test_table2_smoke_through_the_cli(tmp_path, template_store, monkeypatch, cap
     spec = load_spec("table2", specs_dir())
     plan = table_plan(spec, specs_dir(), "smoke", [0], {})
     assert sorted(s.name for s in plan.stages.values()) == sorted(
-        ["data", "tokenizer", "pretrain", "msrvtt_ret", "didemo_ret"]
+        ["data", "image_prior", "tokenizer", "pretrain", "msrvtt_ret", "didemo_ret"]
     )
 
     # the store: one FINISHED run per stage, tagged with its table, row and seed
