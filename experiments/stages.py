@@ -195,15 +195,23 @@ STAGE_KINDS: dict[str, StageKind] = {
         StageKind("weights_file", run=weights_file, config=WeightsFileConfig, version="1", seed_key="",
                   log_artifacts=False),
         # A video tokenizer (semantic VQ with focal/BCE loss, pixel dVAE, perceptual VQ), and the
-        # codes of every clip for cached MVM targets.
-        # version 3: trained by evilm.train.engine (no weight decay on biases and norm weights, the
-        # shared warm-up + cosine schedule); the semantic word loss is the key semantic.word_loss
+        # codes of every clip for cached MVM targets. Its pretrained parts come from weights files
+        # (evilm.tokenizers.pretrained), each used when the tokenizer's config asks for it:
+        # encoder_init starts the semantic encoder (the CLIP analogue; a CLIP file on paper),
+        # perceptual_features is the perceptual loss network (the image analogue; VGG-16 on paper).
+        # version 4: pretrained parts from inputs, strictly loaded; the dVAE's 8,192 codes and
+        # annealing; reconstruction PSNR; the CLIP-layout ViT
         StageKind(
             "tokenizer",
             run="evilm.tokenizers.train:run",
             config="evilm.tokenizers.config:TokenizerConfig",
-            inputs={"data": Input(_DATA_KINDS, artifact="world")},
-            version="3",
+            inputs={
+                "data": Input(_DATA_KINDS, artifact="world"),
+                "encoder_init": Input(("image_prior", "clip_prior", "weights_file"), artifact="weights", required=False),
+                "perceptual_features": Input(("image_prior", "clip_prior", "weights_file"), artifact="weights",
+                                             required=False),
+            },
+            version="4",
             seed_key="train.seed",
             preset="evilm.tokenizers.config:preset_config",
             ignore=("data.num_workers", "data.frame_cache"),

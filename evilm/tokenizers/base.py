@@ -36,6 +36,8 @@ class VideoTokenizer(nn.Module):
     # tokenizer keeps only what ``encode`` needs, as the paper keeps "only the encoder and the
     # vector-quantized module".
     training_only: tuple[str, ...] = ()
+    # False for a released encoder used as it is (no ``training_step``): the stage only labels clips.
+    trainable: bool = True
 
     def __init__(self, codebook_size: int, stride: int):
         super().__init__()

@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 from evilm.config import ConfigError, from_preset
 from evilm.data.frame_cache import FRAME_CACHE
+from evilm.models.config import PRESETS as MODEL_PRESETS
 from evilm.train.config import OptimConfig
 
 TokenizerName = Literal["semantic", "pixel_dvae", "perceptual_vq"]
@@ -54,10 +55,20 @@ class SemanticConfig:
     # "video_swin_t": torchvision's Video Swin-Tiny with a (1, 4, 4) patch, so that its stride-32
     # output keeps every frame; heavy (28M parameters), meant for GPUs.
     # "cnn": a timm convolutional backbone per frame (``encoder_backbone``, output stride = stride);
-    # the quick profile's choice, because a ViT trained from scratch for CPU minutes learns nothing.
+    # the quick profile's choice, the quick video encoder's own architecture.
     encoder: Literal["vit", "cnn", "video_swin_t"] = "vit"
     encoder_backbone: str = "mobilenetv3_small_050"  # "cnn" only: any timm model name
-    encoder_weights: str | None = None  # local weights file for the encoder; never downloaded
+    # The paper starts its ViT from CLIP: the encoder's weights come from the stage input
+    # ``encoder_init`` (a prior stage's backbone file, or a local OpenCLIP / OpenAI CLIP file), and
+    # the stage fails without it. False: random initialisation (an ablation; the input is ignored).
+    pretrained: bool = True
+    # "vit" only: a timm ViT architecture name (e.g. "vit_base_patch32_clip_224", CLIP's ViT-B/32
+    # image tower: class token, ln_pre, no patch-embedding bias; "vit_base_patch32_clip_quickgelu_224"
+    # for OpenAI's own weights). None: a plain timm ViT of encoder_width/depth/heads.
+    encoder_arch: str | None = None
+    # "vit" only: width of a linear projection of every token after the last norm (CLIP's ``proj``,
+    # 512 for ViT-B/32, so that a CLIP checkpoint is used whole); 0 = none.
+    encoder_proj_dim: int = 0
     encoder_width: int = 384  # ViT only
     encoder_depth: int = 12
     encoder_heads: int = 6
@@ -82,22 +93,37 @@ class SemanticConfig:
 class PixelConfig:
     """DALL-E-style discrete VAE trained only to reconstruct RGB pixels."""
 
+    # "conv": a dVAE trained here (Gumbel-softmax, KL to the uniform prior). "dall_e": OpenAI's
+    # released dVAE encoder from the local file ``dall_e_encoder``, frozen (not trained); the file
+    # is a pickle, so it loads only with ``trust_pickle: true`` (and needs the dall-e package).
+    encoder: Literal["conv", "dall_e"] = "conv"
+    dall_e_encoder: str | None = None  # "dall_e" only: path of the released encoder.pkl
+    trust_pickle: bool = False  # the explicit opt-in to unpickle ``dall_e_encoder`` (runs code from it)
+    codebook_size: int = 8192  # DALL-E's vocabulary
     # Frames are resized so that this downsampling lands on the stride-S grid: DALL-E's 8x
     # (VIOLET's recipe: a 128px frame -> 32px for a 4x4 grid). Set it to ``stride`` for full resolution.
     input_stride: int = 8
     hidden: int = 64  # channels at the first (stride-2) stage; doubled per stage up to max_hidden
     max_hidden: int = 256
     code_embed_dim: int = 256  # width of the decoder's code embedding (DALL-E: a 1x1 conv on one-hots)
-    temperature_start: float = 1.0  # Gumbel-softmax temperature, annealed over training (DALL-E: 1 -> 1/16)
+    # Gumbel-softmax temperature, annealed exponentially from start to end over the first
+    # ``temperature_anneal`` of training (DALL-E: 1 -> 1/16 over its first 150k updates), then held.
+    temperature_start: float = 1.0
     temperature_end: float = 1.0 / 16
-    kl_weight: float = 1.0  # weight of KL(q || uniform), per pixel value, warmed up from 0
-    kl_warmup: float = 0.1  # fraction of training over which the KL weight rises linearly
+    temperature_anneal: float = 1.0
+    # Weight of KL(q || uniform) in nats per code, normalised per pixel value like the
+    # reconstruction term, and raised linearly from 0 over the first ``kl_warmup`` of training
+    # (DALL-E: 0 -> 6.6 over its first 5k updates). DALL-E's reconstruction term is a likelihood;
+    # an MSE per value is a Gaussian one divided by 2 sigma^2, so the same balance needs a
+    # weight smaller by that factor.
+    kl_weight: float = 1.0
+    kl_warmup: float = 0.1
     recon: Literal["mse", "l1"] = "mse"
 
 
 @dataclass
 class PerceptualConfig:
-    """PeCo-style VQ: pixel reconstruction + a perceptual loss on a fixed network's features."""
+    """PeCo-style VQ: pixel reconstruction + a perceptual loss on a fixed, trained network's features."""
 
     # The same input as the pixel tokenizer's, so that the two rows differ only in their losses.
     input_stride: int = 8
@@ -105,10 +131,16 @@ class PerceptualConfig:
     max_hidden: int = 256
     recon: Literal["mse", "l1"] = "mse"
     perceptual_weight: float = 1.0
-    # "random_conv": a fixed, randomly initialised multi-scale conv net (seeded, never trained).
-    # "vgg16": torchvision's VGG-16 features, weights from ``feature_weights`` (a local file).
-    feature_net: Literal["random_conv", "vgg16"] = "random_conv"
-    feature_weights: str | None = None
+    # "pretrained": the features of a trained network, from the stage input ``perceptual_features``
+    # (a prior stage's backbone file, or a local VGG-16 / timm checkpoint); the stage fails without it.
+    # "random_conv": a fixed, randomly initialised multi-scale conv net (an ablation; the input is ignored).
+    feature_net: Literal["pretrained", "random_conv"] = "pretrained"
+    # The architecture of a ``perceptual_features`` file that does not name it (a raw checkpoint):
+    # "vgg16" (torchvision's VGG-16) or a timm model name. A prior stage's file names its own.
+    feature_backbone: str | None = None
+    # The feature network sees the (reconstructed) images resized to this size, the resolution it
+    # was trained at; 0: as they are.
+    feature_size: int = 224
     feature_channels: tuple[int, ...] = (32, 64, 128, 256)  # random_conv stages
     feature_seed: int = 1234
 
@@ -194,10 +226,16 @@ def validate(cfg: TokenizerConfig) -> None:
                                   "word_loss 'focal'")
     if not 0.0 < cfg.pixel.temperature_end <= cfg.pixel.temperature_start:
         raise ConfigError("pixel.temperature_end", "must be positive and at most pixel.temperature_start")
-    if cfg.perceptual.feature_net == "vgg16" and not cfg.perceptual.feature_weights:
-        raise ConfigError(
-            "perceptual.feature_weights", "feature_net 'vgg16' needs a local weights file (nothing is downloaded)"
-        )
+    if not 0.0 < cfg.pixel.temperature_anneal <= 1.0:
+        raise ConfigError("pixel.temperature_anneal", f"must be in (0, 1], got {cfg.pixel.temperature_anneal}")
+    if cfg.pixel.codebook_size < 2:
+        raise ConfigError("pixel.codebook_size", f"must be at least 2, got {cfg.pixel.codebook_size}")
+    if cfg.pixel.encoder == "dall_e" and not cfg.pixel.dall_e_encoder:
+        raise ConfigError("pixel.dall_e_encoder", "encoder 'dall_e' needs the path of the released encoder.pkl")
+    if sem.encoder_proj_dim < 0:
+        raise ConfigError("semantic.encoder_proj_dim", f"must be >= 0, got {sem.encoder_proj_dim}")
+    if cfg.perceptual.feature_size < 0:
+        raise ConfigError("perceptual.feature_size", f"must be >= 0, got {cfg.perceptual.feature_size}")
     for key in ("epochs", "batch_size"):
         if getattr(cfg.train, key) < 1:
             raise ConfigError(f"train.{key}", f"must be positive, got {getattr(cfg.train, key)}")
@@ -210,26 +248,33 @@ def validate(cfg: TokenizerConfig) -> None:
 PRESETS: dict[str, dict[str, Any]] = {
     # Section 4.1: a ViT encoder, an 8-block decoder, 9,420 x 32 codes, lr 2e-4, 10 epochs,
     # on the paper model's 4 frames of 256x256 (stride 32 -> an 8x8 grid per frame).
+    # The encoder is CLIP's ViT-B/32 image tower (its projection included), started from a local
+    # OpenCLIP/OpenAI CLIP file (input ``encoder_init``); the DALL-E row uses the released dVAE encoder
+    # (a local pickle: set ``pixel.trust_pickle: true`` to load it); the perceptual loss uses VGG-16.
     "paper": {
-        "semantic": {"encoder_width": 768, "encoder_depth": 12, "encoder_heads": 12},
+        "semantic": {"encoder_arch": "vit_base_patch32_clip_224", "encoder_proj_dim": 512},
+        "pixel": {"encoder": "dall_e", "dall_e_encoder": "weights/dall-e/encoder.pkl"},
+        "perceptual": {"feature_backbone": "vgg16"},
     },
     # The quick model's 4 frames of 96x96 (a 3x3 grid); small enough for a 2-core CPU.
     "quick": {
         "image_size": 96,
-        # One epoch of ~60 steps over the world's ~1,900 WebVid clips (usage after one epoch was
-        # 88% with re-seeding, 89% after two); check for dead codes every 10 steps when re-seeding is on.
+        # One epoch of ~60 steps over the world's ~1,900 WebVid clips; when re-seeding is turned on
+        # (a sweep, not Table 6), dead codes are checked every 10 steps.
         "quantizer": {"reseed_every": 10},
-        # A CNN encoder (the quick E-ViLM's backbone): a ViT from scratch left every semantic
-        # probe at chance after 2 epochs; the paper's ViT is kept for the paper preset.
+        # A CNN encoder, the quick video encoder's own architecture, started from the CLIP-analogue
+        # prior (input ``encoder_init``), which trains that backbone: a ViT from scratch left every
+        # semantic probe at chance after 2 epochs; the paper's ViT is kept for the paper preset.
         "semantic": {
             "encoder": "cnn",
-            "encoder_backbone": "mobilenetv3_small_050",
+            "encoder_backbone": MODEL_PRESETS["quick"]["video"]["backbone"],
             "decoder_width": 128,
             "decoder_depth": 2,
             "decoder_heads": 4,
         },
         "pixel": {"hidden": 16, "max_hidden": 64, "code_embed_dim": 64},
-        "perceptual": {"hidden": 16, "max_hidden": 64, "feature_channels": [16, 32, 64]},
+        # the image-analogue prior (input ``perceptual_features``) is trained on 96 px frames
+        "perceptual": {"hidden": 16, "max_hidden": 64, "feature_size": 96},
         "train": {"epochs": 1, "batch_size": 32, "optim": {"lr": 1e-3}},
         "data": {"frame_cache": FRAME_CACHE},
     },
@@ -238,7 +283,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 64,
         "num_frames": 2,
         "quantizer": {"codebook_size": 64, "code_dim": 16},
+        # Tests check the pipeline, not the priors: every tokenizer starts from random weights, and
+        # the perceptual loss uses a fixed random conv net (an input given anyway is ignored).
         "semantic": {
+            "pretrained": False,
             "encoder_width": 32,
             "encoder_depth": 1,
             "encoder_heads": 2,
@@ -246,8 +294,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "decoder_depth": 1,
             "decoder_heads": 2,
         },
-        "pixel": {"hidden": 8, "max_hidden": 16, "code_embed_dim": 16},
-        "perceptual": {"hidden": 8, "max_hidden": 16, "feature_channels": [8, 16]},
+        "pixel": {"codebook_size": 64, "hidden": 8, "max_hidden": 16, "code_embed_dim": 16},
+        "perceptual": {"hidden": 8, "max_hidden": 16, "feature_net": "random_conv", "feature_channels": [8, 16]},
         "train": {"epochs": 1, "batch_size": 8, "optim": {"lr": 1e-3}},
         "data": {"frame_cache": FRAME_CACHE},
     },

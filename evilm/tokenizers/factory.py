@@ -18,29 +18,28 @@ from evilm.files import atomic_torch_save
 from evilm.tokenizers.base import VideoTokenizer
 from evilm.tokenizers.config import TokenizerConfig
 from evilm.tokenizers.perceptual import PerceptualVQTokenizer
-from evilm.tokenizers.pixel import DVAETokenizer
+from evilm.tokenizers.pixel import DallETokenizer, DVAETokenizer
 from evilm.tokenizers.semantic import SemanticTokenizer
 
-# Every tokenizer is built as ``cls(config, load_weights)``; the names are ``TokenizerConfig.name``'s.
+# Every tokenizer is built as ``cls(config)``; the names are ``TokenizerConfig.name``'s.
 TOKENIZERS: dict[str, type[VideoTokenizer]] = {
     "semantic": SemanticTokenizer,  # semantic VQ: word loss focal (eq. 6) or bce (semantic.word_loss)
-    "pixel_dvae": DVAETokenizer,  # DALL-E-style discrete VAE on pixels
+    "pixel_dvae": DVAETokenizer,  # DALL-E-style discrete VAE on pixels (DallETokenizer: the released one)
     "perceptual_vq": PerceptualVQTokenizer,  # PeCo-style VQ with a perceptual loss
 }
 
-FILE_FORMAT = "evilm.video_tokenizer/2"
+FILE_FORMAT = "evilm.video_tokenizer/3"
 
 
-def create_tokenizer(name: str, config: TokenizerConfig, load_weights: bool = True) -> VideoTokenizer:
+def create_tokenizer(name: str, config: TokenizerConfig) -> VideoTokenizer:
     """The tokenizer ``name`` (a key of ``TOKENIZERS``), randomly initialised; ``name`` is written
-    into the config (``config.name``).
-
-    ``load_weights=False`` builds only what ``encode`` needs, without the local weight files named in
-    the config (a pretrained encoder, the perceptual loss network): ``load_tokenizer`` restores the
-    weights from the saved file instead.
+    into the config (``config.name``). Pretrained parts come from files afterwards
+    (``evilm.tokenizers.pretrained``); ``load_tokenizer`` restores a saved one.
     """
     cls = pick(TOKENIZERS, name, "name", "tokenizer")
-    return cls(dataclasses.replace(config, name=name), load_weights=load_weights)
+    if cls is DVAETokenizer and config.pixel.encoder == "dall_e":
+        cls = DallETokenizer
+    return cls(dataclasses.replace(config, name=name))
 
 
 def save_tokenizer(tokenizer: VideoTokenizer, path: str | Path) -> Path:
@@ -66,6 +65,6 @@ def load_tokenizer(path: str | Path, map_location: str | torch.device = "cpu") -
         config = from_dict(TokenizerConfig, payload["config"])
     except ConfigError as err:
         raise ConfigError(f"{path}:config.{err.path}", str(err)) from None
-    tokenizer = create_tokenizer(payload["name"], config, load_weights=False)
+    tokenizer = create_tokenizer(payload["name"], config)
     tokenizer.load_encoding_state(payload["state_dict"], source=str(path))
     return tokenizer.eval()

@@ -1,21 +1,23 @@
-"""Pixel-level tokenizer, the ``T_DALL-E`` row of Table 6.
+"""Pixel-level tokenizers, the ``T_DALL-E`` row of Table 6.
 
-A discrete VAE as in DALL-E (Ramesh et al. 2021), chosen over a VQ-VAE because it
-is what that row names and what VIOLET used as its MVM target: the encoder gives
-logits over the M codes at each region of the stride-S grid; during training a
-Gumbel-softmax relaxation (temperature annealed from ``temperature_start`` to
-``temperature_end``) mixes code embeddings that a conv decoder turns back into
-pixels; a KL term to the uniform prior keeps the posterior from collapsing onto a
-few codes. It sees no text: the only training signal is RGB reconstruction.
-``encode`` takes the argmax of the logits (no sampling).
+``DVAETokenizer`` (``pixel.encoder: conv``) is a discrete VAE trained the way DALL-E's
+(Ramesh et al. 2021) is, and what VIOLET used as its MVM target: the encoder gives logits over
+``pixel.codebook_size`` codes (DALL-E's 8,192) at each region of the stride-S grid; during
+training a Gumbel-softmax relaxation, its temperature annealed from ``temperature_start`` to
+``temperature_end``, mixes code embeddings that a conv decoder turns back into pixels; a KL
+term to the uniform prior, its weight raised from 0, keeps the posterior spread over the codes.
+It sees no text: the only training signal is RGB reconstruction. ``encode`` takes the argmax
+of the logits (no sampling); ``reconstruct`` decodes those codes (the stage's PSNR).
 
-Differences from DALL-E, for a CPU-sized stage: MSE (or L1) reconstruction
-instead of the logit-Laplace likelihood; a smaller conv net; the codebook size and
-grid are this suite's (M codes on the video encoder's stride), so all tokenizers
-compare on equal terms.
+Differences from DALL-E, for a CPU-sized stage: MSE (or L1) reconstruction instead of the
+logit-Laplace likelihood, so the KL weight is on another scale (``PixelConfig``); a smaller
+conv net; the grid is the video encoder's.
 
-OpenAI's released dVAE encoder can label clips too, from a local file:
-``openai_dvae_tokenizer(path, stride)`` (see its docstring).
+``DallETokenizer`` (``pixel.encoder: dall_e``) is OpenAI's released dVAE encoder, frozen, read
+from a local ``encoder.pkl`` through the dall-e package's classes. That file is a pickled
+module, and unpickling runs code from it: it loads only with ``pixel.trust_pickle: true``. Its
+weights are copied into a freshly built ``dall_e.Encoder``, so the saved tokenizer is a plain
+weights file again.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evilm.config import ConfigError
 from evilm.tokenizers.base import Normalize, TokenizerStep, VideoTokenizer
 from evilm.tokenizers.config import TokenizerConfig
 from evilm.tokenizers.conv import ConvDecoder, ConvEncoder, resize_for_grid
+from evilm.tokenizers.weights import fit_strictly
 
 
 def gumbel_softmax(logits: torch.Tensor, tau: float) -> torch.Tensor:
@@ -43,8 +47,8 @@ def gumbel_softmax(logits: torch.Tensor, tau: float) -> torch.Tensor:
 class DVAETokenizer(VideoTokenizer):
     training_only = ("decoder.", "code_embed")
 
-    def __init__(self, cfg: TokenizerConfig, load_weights: bool = True):  # (no weight files to load)
-        super().__init__(cfg.quantizer.codebook_size, cfg.stride)
+    def __init__(self, cfg: TokenizerConfig):
+        super().__init__(cfg.pixel.codebook_size, cfg.stride)
         self.cfg = cfg
         pix = cfg.pixel
         self.normalize = Normalize()
@@ -63,10 +67,19 @@ class DVAETokenizer(VideoTokenizer):
         codes = self.encoder(self.normalize(self.images(frames))).argmax(dim=1)
         return codes.view(b, t, *codes.shape[1:])
 
+    @torch.no_grad()
+    def reconstruct(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target images, their reconstruction from the eval-mode codes), both (B*T, 3, gh*s, gw*s)."""
+        target = self.images(self.fit_to_grid(frames))
+        codes = self.encoder(self.normalize(target)).argmax(dim=1)
+        return target, self.decoder(self.code_embed[codes].permute(0, 3, 1, 2))
+
     def temperature(self, progress: float) -> float:
-        """Exponential anneal from temperature_start to temperature_end over training."""
-        start, end = self.cfg.pixel.temperature_start, self.cfg.pixel.temperature_end
-        return start * (end / start) ** min(max(progress, 0.0), 1.0)
+        """Exponential anneal from temperature_start to temperature_end over the first temperature_anneal
+        of training, then held."""
+        pix = self.cfg.pixel
+        fraction = min(max(progress / pix.temperature_anneal, 0.0), 1.0)
+        return pix.temperature_start * (pix.temperature_end / pix.temperature_start) ** fraction
 
     def kl_weight(self, progress: float) -> float:
         pix = self.cfg.pixel
@@ -99,19 +112,35 @@ class DVAETokenizer(VideoTokenizer):
         )
 
 
-class OpenAIDVAETokenizer(VideoTokenizer):
-    """OpenAI's DALL-E dVAE encoder (8x downsampling, 8,192 codes) on the stride-S grid.
+class DallETokenizer(VideoTokenizer):
+    """OpenAI's DALL-E dVAE encoder (8x downsampling, 8,192 codes) on the stride-S grid, frozen.
 
-    Frames are resized so that the 8x downsampling lands on the video encoder's
-    grid (VIOLET's recipe: for S = 32, a 128x128 frame becomes 32x32 before the
-    encoder, which gives the 4x4 grid), then mapped into [0.1, 0.9] as DALL-E expects.
-    Frozen: it has no ``training_step``.
+    Frames are resized so that the 8x downsampling lands on the video encoder's grid (VIOLET's
+    recipe: for S = 32, a 128x128 frame becomes 32x32 before the encoder, which gives the 4x4
+    grid), then mapped into [0.1, 0.9] as DALL-E expects (its ``map_pixels``).
     """
 
-    def __init__(self, encoder: nn.Module, stride: int, codebook_size: int = 8192, downsample: int = 8):
-        super().__init__(codebook_size, stride)
-        self.dalle_encoder = encoder.eval().requires_grad_(False)
-        self.downsample = downsample
+    trainable = False
+    downsample = 8
+
+    def __init__(self, cfg: TokenizerConfig):
+        super().__init__(cfg.pixel.codebook_size, cfg.stride)
+        self.cfg = cfg
+        self.dalle_encoder = _dall_e().Encoder(vocab_size=cfg.pixel.codebook_size).eval().requires_grad_(False)
+
+    def load_released(self, path: str | Path, key: str) -> None:
+        """Copy the weights of a released ``encoder.pkl`` in; every weight must fit (``fit_strictly``)."""
+        if not self.cfg.pixel.trust_pickle:
+            raise ConfigError("pixel.trust_pickle", f"{path} is a pickle (loading it runs code from the file); set "
+                              "pixel.trust_pickle: true to load it, for a file you trust")
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(key, f"DALL-E encoder file not found: {path}")
+        dall_e = _dall_e()
+        released = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(released, dall_e.Encoder):
+            raise ConfigError(key, f"{path}: expected a pickled dall_e.Encoder, got {type(released).__name__}")
+        fit_strictly(self.dalle_encoder, released.state_dict(), path, key, "DALL-E encoder")
 
     def _codes(self, frames: torch.Tensor) -> torch.Tensor:
         b, t, _, h, w = frames.shape
@@ -124,29 +153,13 @@ class OpenAIDVAETokenizer(VideoTokenizer):
         return logits.argmax(dim=1).view(b, t, gh, gw)
 
     def training_step(self, batch, progress=0.0):
-        raise RuntimeError("OpenAI's dVAE encoder is used frozen; it is not trained here")
+        raise RuntimeError("the released DALL-E encoder is used frozen; it is not trained here")
 
 
-def openai_dvae_tokenizer(encoder_path: str | Path, stride: int = 32) -> OpenAIDVAETokenizer:
-    """A tokenizer from OpenAI's released dVAE ``encoder.pkl`` in a local file.
-
-    Steps for a user who has the file: ``pip install DALL-E`` (its classes are needed
-    to unpickle the module), download ``encoder.pkl`` yourself, then::
-
-        tok = openai_dvae_tokenizer("/data/dalle/encoder.pkl", stride=32)
-        cache_codes(tok, eval_loader, "codes_dalle.pt")   # labels for pretraining
-
-    The file is a pickled module, so loading it runs code from the file: only load a
-    file you trust. Nothing is downloaded.
-    """
-    path = Path(encoder_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"dVAE encoder file not found: {path}")
+def _dall_e():
     try:
-        import dall_e  # noqa: F401  (defines the pickled classes)
+        import dall_e
     except ImportError as err:
-        raise ImportError(f"{path}: loading OpenAI's dVAE needs its package: pip install DALL-E") from err
-    encoder = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(encoder, nn.Module):
-        raise ValueError(f"{path}: expected a pickled torch module, got {type(encoder).__name__}")
-    return OpenAIDVAETokenizer(encoder, stride)
+        raise ImportError("pixel.encoder 'dall_e' needs OpenAI's package: pip install --no-deps dall-e==0.1 "
+                          "(its listed dependencies are not needed to run the encoder)") from err
+    return dall_e

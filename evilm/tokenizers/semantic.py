@@ -10,50 +10,70 @@ E and the quantizer; the decoder and head are not saved.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from timm.models.vision_transformer import Block, VisionTransformer, checkpoint_filter_fn
+from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
-from evilm.config import ConfigError
+from evilm.config import ConfigError, close_match
 from evilm.tokenizers.base import Normalize, TokenizerStep, VideoTokenizer
 from evilm.tokenizers.config import TokenizerConfig
 from evilm.tokenizers.losses import asymmetric_loss, bce_loss
 from evilm.tokenizers.quantizer import VectorQuantizer
+from evilm.tokenizers.weights import (
+    WeightsFile,
+    check_backbone_name,
+    clip_image_tower,
+    fit_strictly,
+    is_clip,
+    without_head,
+)
 
 
 class ViTFrameEncoder(nn.Module):
-    """A timm ViT applied to each frame; patch size = stride, so one token per MVM region."""
+    """A timm ViT applied to each frame; patch size = stride, so one token per MVM region.
+
+    ``semantic.encoder_arch`` names a timm ViT (CLIP's ViT-B/32 image tower: a class token, ln_pre and
+    no patch-embedding bias); without it, a plain ViT of ``encoder_width/depth/heads``. Tokens after
+    the last norm (class token dropped), through ``encoder_proj_dim``'s projection when set (CLIP's ``proj``).
+    """
 
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         sem = cfg.semantic
-        self.vit = VisionTransformer(
-            img_size=cfg.image_size,
-            patch_size=cfg.stride,
-            embed_dim=sem.encoder_width,
-            depth=sem.encoder_depth,
-            num_heads=sem.encoder_heads,
-            num_classes=0,
-            global_pool="",
-            class_token=False,
-            dynamic_img_size=True,  # other resolutions: timm resamples the position embedding
-        )
-        self.out_dim = sem.encoder_width
+        common = dict(img_size=cfg.image_size, num_classes=sem.encoder_proj_dim, global_pool="",
+                      dynamic_img_size=True)  # other resolutions: timm resamples the position embedding
+        if sem.encoder_arch:
+            import timm
+
+            if sem.encoder_arch not in timm.list_models("vit_*"):
+                raise ConfigError("semantic.encoder_arch",
+                                  f"unknown timm ViT '{sem.encoder_arch}'{close_match(sem.encoder_arch, timm.list_models('vit_*'))}")
+            self.vit = timm.create_model(sem.encoder_arch, pretrained=False, **common)
+            if self.vit.patch_embed.patch_size[0] != cfg.stride:
+                raise ConfigError("semantic.encoder_arch", f"'{sem.encoder_arch}' has {self.vit.patch_embed.patch_size[0]}px "
+                                  f"patches; the MVM grid needs {cfg.stride}px (stride)")
+        else:
+            self.vit = VisionTransformer(patch_size=cfg.stride, embed_dim=sem.encoder_width, depth=sem.encoder_depth,
+                                         num_heads=sem.encoder_heads, class_token=False, **common)
+        self.out_dim = sem.encoder_proj_dim or self.vit.embed_dim
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W), normalised -> (B, T, H/S, W/S, C)."""
         b, t, _, h, w = frames.shape
-        tokens = self.vit.forward_features(frames.flatten(0, 1))  # B*T, gh*gw, C
+        tokens = self.vit.forward_features(frames.flatten(0, 1))[:, self.vit.num_prefix_tokens:]  # B*T, gh*gw, C
+        tokens = self.vit.head(tokens)  # the projection, or Identity
         gh, gw = h // self.vit.patch_embed.patch_size[0], w // self.vit.patch_embed.patch_size[1]
         return tokens.view(b, t, gh, gw, -1)
 
-    def load_weights(self, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
-        # timm's filter adapts a checkpoint to this model (position-embedding and patch-size resampling).
-        state = checkpoint_filter_fn(state, self.vit)
-        state = {k: v for k, v in state.items() if not k.startswith(("head.", "fc_norm."))}
-        return self.vit.load_state_dict(state, strict=False)
+    def load_pretrained(self, weights: WeightsFile, key: str) -> None:
+        # timm's filter converts CLIP keys and resamples the position embedding to this grid.
+        from timm.models.vision_transformer import checkpoint_filter_fn
+
+        if is_clip(weights.state):
+            state = clip_image_tower(weights.state, self.vit)
+        else:
+            state = checkpoint_filter_fn(weights.state if self.vit.num_classes else without_head(weights), self.vit)
+        fit_strictly(self.vit, state, weights.path, key, "ViT encoder")
 
 
 class CNNFrameEncoder(nn.Module):
@@ -63,7 +83,8 @@ class CNNFrameEncoder(nn.Module):
         super().__init__()
         from evilm.models.video_encoder import create_backbone
 
-        self.backbone = create_backbone(cfg.semantic.encoder_backbone, key="semantic.encoder_backbone")
+        self.name = cfg.semantic.encoder_backbone
+        self.backbone = create_backbone(self.name, key="semantic.encoder_backbone")
         reduction = self.backbone.feature_info[-1]["reduction"]
         if reduction != cfg.stride:
             raise ConfigError("semantic.encoder_backbone",
@@ -78,9 +99,9 @@ class CNNFrameEncoder(nn.Module):
         grid = self.backbone.forward_features(channels_last(frames.flatten(0, 1)))  # B*T, C, gh, gw
         return grid.permute(0, 2, 3, 1).reshape(b, t, *grid.shape[2:], grid.shape[1])
 
-    def load_weights(self, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
-        own = self.backbone.state_dict()
-        return self.backbone.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    def load_pretrained(self, weights: WeightsFile, key: str) -> None:
+        check_backbone_name(weights, self.name, key)
+        fit_strictly(self.backbone, without_head(weights), weights.path, key, f"'{self.name}' encoder")
 
 
 class SwinVideoEncoder(nn.Module):
@@ -100,6 +121,7 @@ class SwinVideoEncoder(nn.Module):
             window_size=[8, 7, 7],
             stochastic_depth_prob=0.1,
         )
+        self.swin.head = nn.Identity()  # forward below ends at the last norm
         self.out_dim = self.swin.num_features
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -107,32 +129,14 @@ class SwinVideoEncoder(nn.Module):
         x = self.swin.features(self.swin.pos_drop(x))
         return self.swin.norm(x)  # B, T, H/32, W/32, C
 
-    def load_weights(self, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    def load_pretrained(self, weights: WeightsFile, key: str) -> None:
+        state = without_head(weights)
         patch = state.get("patch_embed.proj.weight")
         if patch is not None and patch.shape[2] > 1:
             # Kinetics checkpoints use a temporal patch of 2; summing over it gives the same
             # response on a static pair of frames, the usual way to change a patch's depth.
-            state["patch_embed.proj.weight"] = patch.sum(dim=2, keepdim=True)
-        return self.swin.load_state_dict(state, strict=False)
-
-
-def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a local ``.safetensors`` or torch file, unwrapping the usual containers."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model", "module"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return state
+            state = {**state, "patch_embed.proj.weight": patch.sum(dim=2, keepdim=True)}
+        fit_strictly(self.swin, state, weights.path, key, "Video Swin encoder")
 
 
 class SemanticDecoder(nn.Module):
@@ -165,7 +169,7 @@ class SemanticDecoder(nn.Module):
 class SemanticTokenizer(VideoTokenizer):
     training_only = ("decoder.", "head.")
 
-    def __init__(self, cfg: TokenizerConfig, load_weights: bool = True):
+    def __init__(self, cfg: TokenizerConfig):
         sem = cfg.semantic
         if sem.vocab_size is None:
             raise ConfigError("semantic.vocab_size", "not set; it is the caption vocabulary's size (word_targets width)")
@@ -174,11 +178,6 @@ class SemanticTokenizer(VideoTokenizer):
         self.normalize = Normalize()
         encoders = {"vit": ViTFrameEncoder, "cnn": CNNFrameEncoder, "video_swin_t": SwinVideoEncoder}
         self.encoder = encoders[sem.encoder](cfg)
-        if sem.encoder_weights and load_weights:
-            state = load_state_file(sem.encoder_weights)
-            missing, _ = self.encoder.load_weights(state)
-            if missing:
-                raise ValueError(f"{sem.encoder_weights}: encoder weights lack {len(missing)} keys, e.g. {missing[:5]}")
         self.to_code = nn.Linear(self.encoder.out_dim, cfg.quantizer.code_dim)
         self.quantizer = VectorQuantizer(cfg.quantizer)
         grid = (cfg.image_size // cfg.stride,) * 2

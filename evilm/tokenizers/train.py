@@ -2,12 +2,15 @@
 
 ``train_tokenizer`` is the loop (``evilm.train.engine``: AdamW with a warm-up, then cosine
 decay; a progress bar, losses and codebook usage per epoch). ``run`` is the stage: it builds
-the data set from ``inputs["data"]``, trains, saves the tokenizer as one file for the next
-stage, and labels every clip once (``codes.pt``) so pretraining can read cached targets.
+the data set from ``inputs["data"]``, loads the pretrained parts the config asks for
+(``evilm.tokenizers.pretrained``), trains, saves the tokenizer as one file for the next stage,
+measures it (codebook usage, perplexity, reconstruction PSNR where it reconstructs, the
+semantic probes) and labels every clip once (``codes.pt``) so pretraining can read cached targets.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -149,15 +152,20 @@ def run(
 
     ``inputs``: ``data`` (a generated world or a real data root laid out for
     ``evilm.data.load_benchmark``), optionally ``vocab`` (a saved ``TextTokenizer``
-    whose words are HEAD^S's classes). Writes ``tokenizer.pt`` (for ``load_tokenizer``),
-    ``words.json`` (the caption-word vocabulary) and, with ``data.cache_codes``,
-    ``codes.pt`` (codes of every train/val clip, for ``CachedCodes``). Metrics: the last
-    epoch's losses and usage, usage of the evaluation-mode codes of the training and
-    validation clips, and on a generated world the semantic probes of the validation clips.
+    whose words are HEAD^S's classes), ``encoder_init`` and ``perceptual_features``
+    (weights files, used when the config asks for them: ``evilm.tokenizers.pretrained``).
+    Writes ``tokenizer.pt`` (for ``load_tokenizer``), ``words.json`` (the caption-word
+    vocabulary) and, with ``data.cache_codes``, ``codes.pt`` (codes of every train/val clip,
+    for ``CachedCodes``). Metrics: the last epoch's losses and usage; usage and perplexity of
+    the evaluation-mode codes of the training (``train_eval_*``, the VOC. RATE) and validation
+    clips; ``val_psnr`` for a tokenizer that reconstructs pixels; on a generated world the
+    semantic probes of the validation clips. A frozen tokenizer (the released DALL-E encoder)
+    is not trained, only measured.
     """
     from evilm.data import DataConfig, FrameConfig, TextTokenizer, load_benchmark
     from evilm.tokenizers.cache import save_codes
     from evilm.tokenizers.clips import load_clip_bank, stream_loader, world_scene_labels
+    from evilm.tokenizers.pretrained import load_pretrained_parts
     from evilm.tokenizers.probe import semantic_probe
 
     if not isinstance(config, TokenizerConfig):  # a plain mapping from a spec
@@ -200,8 +208,13 @@ def run(
         val_loader = stream_loader(val_records, words, frames, data, train=False, scenes=scenes)
 
     tokenizer = build_tokenizer(config)
+    ignored = load_pretrained_parts(tokenizer, inputs)
+    if ignored and progress:
+        print(f"tokenizer '{config.name}': inputs {', '.join(ignored)} are not used by this configuration")
     start = time.perf_counter()
-    metrics = train_tokenizer(tokenizer, train_loader, val_loader, config.train, on_metrics, progress)
+    metrics = {}
+    if tokenizer.trainable:
+        metrics = train_tokenizer(tokenizer, train_loader, val_loader, config.train, on_metrics, progress)
     metrics["train_seconds"] = time.perf_counter() - start
     artifacts = {
         "tokenizer": save_tokenizer(tokenizer, out_dir / "tokenizer.pt"),
@@ -215,6 +228,8 @@ def run(
         counter = CodeCounter(tokenizer.codebook_size)
         counter.update(part["codes"])
         metrics.update({f"{prefix}_{k}": v for k, v in counter.result().items()})
+    if hasattr(tokenizer, "reconstruct"):
+        metrics["val_psnr"] = reconstruction_psnr(tokenizer, val_loader)
     if scenes is not None:
         fields = [k.removeprefix("scene_") for k in train_eval if k.startswith("scene_")]
         metrics.update(
@@ -253,3 +268,21 @@ def encode_with_labels(tokenizer: VideoTokenizer, loader: Iterable[dict]) -> dic
     if not out:
         raise ValueError("the loader gave no clips")
     return {k: v if k == "video_id" else torch.cat(v) for k, v in out.items()}
+
+
+@torch.no_grad()
+def reconstruction_psnr(tokenizer: VideoTokenizer, loader: Iterable[dict]) -> float:
+    """PSNR (dB, pixels in [0, 1]) of the images the tokenizer reconstructs from its eval-mode codes,
+    from the mean squared error over every pixel value of ``loader``'s clips."""
+    was_training = tokenizer.training
+    tokenizer.eval()
+    device = _device_of(tokenizer)
+    squared, count = 0.0, 0
+    for batch in loader:
+        target, recon = tokenizer.reconstruct(batch["frames"].to(device))
+        squared += float((recon.float() - target.float()).pow(2).sum())
+        count += target.numel()
+    tokenizer.train(was_training)
+    if count == 0:
+        raise ValueError("the loader gave no clips")
+    return 10 * math.log10(1.0 / max(squared / count, 1e-12))

@@ -2,7 +2,9 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from evilm.config import ConfigError
 from evilm.tokenizers import create_tokenizer, preset_config
+from evilm.tokenizers.pretrained import load_encoder_init
 
 VOCAB = 12
 
@@ -70,23 +72,23 @@ def test_a_few_steps_fit_a_fixed_batch(smoke_config, make_batch):
     assert step.terms["token_loss"].item() < 0.7 * first
 
 
-def test_encoder_weights_load_from_a_local_file(smoke_config, tmp_path):
+def test_plain_vit_encoder_starts_from_a_local_file(smoke_config, tmp_path):
     cfg = smoke_config
     reference = VisionTransformer(
         img_size=cfg.image_size, patch_size=cfg.stride, embed_dim=cfg.semantic.encoder_width,
-        depth=cfg.semantic.encoder_depth, num_heads=cfg.semantic.encoder_heads, num_classes=0,
+        depth=cfg.semantic.encoder_depth, num_heads=cfg.semantic.encoder_heads, num_classes=10,
         global_pool="", class_token=False,
     )
     path = tmp_path / "vit.pth"
-    torch.save({"model": reference.state_dict()}, path)
-    with_weights = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder_weights": str(path)}})
-    tok = create_tokenizer("semantic", with_weights)
+    torch.save({"model": reference.state_dict()}, path)  # a classifier checkpoint: its head is set aside
+    tok = create_tokenizer("semantic", cfg)
+    load_encoder_init(tok, path)
     for key, value in reference.state_dict().items():
-        assert torch.equal(tok.encoder.vit.state_dict()[key], value), key
+        if not key.startswith("head."):
+            assert torch.equal(tok.encoder.vit.state_dict()[key], value), key
     torch.save({"something": torch.zeros(3)}, tmp_path / "bad.pth")
-    bad = preset_config("smoke", {"semantic": {"vocab_size": VOCAB, "encoder_weights": str(tmp_path / "bad.pth")}})
-    with pytest.raises(ValueError, match="bad.pth: encoder weights lack"):
-        create_tokenizer("semantic", bad)
+    with pytest.raises(ConfigError, match=r"inputs.encoder_init: .*bad.pth does not fit the ViT encoder: missing"):
+        load_encoder_init(tok, tmp_path / "bad.pth")
 
 
 def test_video_swin_option_keeps_every_frame_on_the_stride_32_grid():
@@ -115,8 +117,6 @@ def test_cnn_encoder_option_lands_on_the_grid_and_learns(make_batch):
 
 
 def test_cnn_encoder_with_the_wrong_stride_is_a_clear_error():
-    from evilm.config import ConfigError
-
     cfg = preset_config("smoke", {"stride": 16, "semantic": {"vocab_size": VOCAB, "encoder": "cnn"}})
     with pytest.raises(ConfigError, match="output stride 32, the grid needs 16"):
         create_tokenizer("semantic", cfg)

@@ -78,6 +78,35 @@ def test_stage_trains_saves_and_labels_a_generated_world(name, small_world, tmp_
         assert key in result.metrics
     assert 0 < result.metrics["val_usage_rate"] <= 1
     assert reported[-1] == cfg.train.epochs + 1
+    # PSNR where the tokenizer reconstructs pixels
+    assert ("val_psnr" in result.metrics) == (name != "semantic")
+    if name != "semantic":
+        assert 5 < result.metrics["val_psnr"] < 60
+
+
+def test_stage_starts_from_the_pretrained_inputs_the_config_asks_for(small_world, tmp_path):
+    from evilm.models.video_encoder import create_backbone
+    from evilm.tokenizers.weights import BACKBONE_FORMAT
+
+    torch.manual_seed(5)
+    state = create_backbone("mobilenetv3_small_050").state_dict()
+    prior = tmp_path / "prior.pt"
+    torch.save({"format": BACKBONE_FORMAT, "backbone": "mobilenetv3_small_050", "state_dict": state}, prior)
+    inputs = {"data": small_world, "encoder_init": prior, "perceptual_features": prior}
+    # lr ~ 0: the saved encoder's weights are the file's (its BatchNorm statistics move in training)
+    semantic = preset_config("smoke", {"semantic": {"encoder": "cnn", "encoder_backbone": "mobilenetv3_small_050",
+                                                    "pretrained": True},
+                                       "train": {"optim": {"lr": 1e-30}}, "data": {"cache_codes": False}})
+    result = run(semantic, inputs, tmp_path / "semantic", progress=False)
+    weights = dict(load_tokenizer(result.artifacts["tokenizer"]).encoder.backbone.named_parameters())
+    assert weights and all(torch.allclose(w, state[k], rtol=0, atol=1e-20) for k, w in weights.items())
+    perceptual = preset_config("smoke", {"name": "perceptual_vq", "perceptual": {"feature_net": "pretrained",
+                                                                                 "feature_size": 64},
+                                         "data": {"cache_codes": False}})
+    result = run(perceptual, inputs, tmp_path / "perceptual", progress=False)
+    assert result.metrics["perceptual_loss"] > 0 and "val_psnr" in result.metrics
+    with pytest.raises(ConfigError, match="perceptual_features"):
+        run(perceptual, {"data": small_world}, tmp_path / "none", progress=False)
 
 
 def test_stage_input_errors(small_world, tmp_path):
