@@ -184,7 +184,8 @@ class Sweep:
 
     def plan(self, trial_id: str, params: Mapping[str, Any]):
         return build_plan(
-            self.spec.name, [self.variant(trial_id, params)], self.profile, self.seeds, self.kinds
+            self.spec.name, [self.variant(trial_id, params)], self.profile, self.seeds, self.kinds,
+            threads=self.runner.threads,
         )
 
     def study(self, sampler=None) -> optuna.Study:
