@@ -97,7 +97,7 @@ def _jobs(p: argparse.ArgumentParser) -> None:
         type=_positive,
         metavar="N",
         help="independent stages (rows, seeds) run at once, each in its own worker process "
-        "(default: the CPU cores / --threads). Results do not depend on it",
+        "(default: the CPU cores / --threads; 1 with an NVIDIA GPU). Results do not depend on it",
     )
 
 

@@ -241,7 +241,10 @@ class Lanes:
 
 
 def default_jobs(threads: int = 1) -> int:
-    """Lanes by default: the CPU cores this process may use, shared out at ``threads`` each."""
+    """Lanes by default: the CPU cores this process may use, shared out at ``threads`` each; one on a
+    machine with an NVIDIA GPU (the stages would share it: ``--jobs`` says otherwise)."""
+    if any(Path("/dev").glob("nvidia[0-9]*")):
+        return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -99,6 +99,7 @@ class Runner:
         self.once_per_invocation = once_per_invocation
         self.ran_now: set[str] = set()
         self.failed_now: dict[str, Outcome] = {}
+        self._checked: dict[str, list] = {}  # stage id -> its data checks (dry runs)
 
     @property
     def commit(self) -> str:
@@ -150,8 +151,11 @@ class Runner:
         for sid, stage in plan.stages.items():
             run = None if sid in forced else self.tracker.finished_run(sid)
             out[sid] = Outcome(stage, "done" if run else "todo", run.info.run_id if run else None)
-            checks = stage.kind.run_checks(stage.config)
-            if not print_checks(self.console, stage, checks):
+            if sid not in self._checked:  # once per command: loading a real data set's annotations takes a while
+                self._checked[sid] = stage.kind.run_checks(stage.config)
+                print_checks(self.console, stage, self._checked[sid])
+            checks = self._checked[sid]
+            if not all(c.ok for c in checks):
                 out[sid].status = "unusable"
                 out[sid].error = "data check failed: " + ", ".join(c.name for c in checks if not c.ok)
         return out
