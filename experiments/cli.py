@@ -1,8 +1,9 @@
 """``python -m experiments list | run | sweep | report | show``: the arguments, and the exit code of what
 ``commands`` does with them.
 
-Exit codes: 0 ok; 1 a stage or trial failed (or was blocked by one that did);
-2 a bad spec, an unknown name or bad usage; 130 interrupted.
+Exit codes: 0 ok; 1 a stage or trial failed (or was blocked by one that did, or --dry-run found
+unusable data); 2 a bad spec, an unknown name or bad usage; 3 the tracking store or the sweep
+storage is out of reach; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from experiments import commands
 from experiments.commands import Session
 from experiments.plan import StageUnavailable
-from experiments.specs import PROFILES, SpecError, parse_sets, specs_dir
+from experiments.specs import PROFILES, SpecError, parse_sets, seed_arg, specs_dir
+from experiments.tracking import StoreError
 
-EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 MAIN_HELP = """\
 Run the E-ViLM ablation suite: tables, figures and sweeps declared in ablations/.
@@ -32,6 +35,7 @@ Run the E-ViLM ablation suite: tables, figures and sweeps declared in ablations/
   python -m experiments report table6                 rewrite reports/table6.md from the store
   python -m experiments power table6                  seeds/items each comparison needs to see the paper's Δ
   python -m experiments show table6                   the resolved spec and the last results
+  python -m experiments gc                            delete stage folders no finished run uses
   mlflow ui                                           browse every run (in this directory)
 
 Every stage is an MLflow run in sqlite:///mlflow.db here (or $MLFLOW_TRACKING_URI).
@@ -85,7 +89,7 @@ def _common(p: argparse.ArgumentParser, seeds: bool = True, many: bool = False) 
         help="scale: smoke (tests, CI), quick (minutes on a CPU), paper (GPUs); default: the spec's",
     )
     if seeds:
-        p.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds to run (default: the spec's)")
+        p.add_argument("--seeds", type=seed_arg, nargs="+", metavar="S", help="seeds to run (default: the spec's)")
     p.add_argument(
         "--set",
         dest="sets",
@@ -107,6 +111,34 @@ def _common(p: argparse.ArgumentParser, seeds: bool = True, many: bool = False) 
         "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db here)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="torch threads per stage (default: 1). Part of each stage's identity: other counts can give "
+        "slightly other floats, so a finished stage is reused only at the same count",
+    )
+
+
+def _jobs(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        help="independent stages (rows, seeds) run at once, each in its own worker process "
+        "(default: the CPU cores / --threads; 1 with an NVIDIA GPU). Results do not depend on it",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=MAIN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,sweep,report,power,show}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,sweep,report,power,show,gc}")
 
     p = sub.add_parser("list", help="tables, figures and sweeps, and whether their stages are available")
     p.add_argument("--specs", type=Path, help="the specs folder (default: ablations/)")
@@ -135,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p, many=True)
+    _jobs(p)
     p.add_argument(
         "--with-sweeps",
         action="store_true",
@@ -163,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p)
+    _jobs(p)
     p.add_argument("--n-trials", type=int, help="at most this many trials in this invocation")
     p.add_argument(
         "--storage",
@@ -204,6 +238,22 @@ def build_parser() -> argparse.ArgumentParser:
         "show", help="print the resolved spec (stage configs and identities) and the last results"
     )
     _common(p)
+
+    p = sub.add_parser(
+        "gc",
+        help="delete stage folders in the runs folder that no finished run uses",
+        description="Delete what no FINISHED run of the store refers to: folders of failed, killed or "
+        "abandoned attempts (their resume checkpoints too), stage folders whose run is gone from the store, "
+        "files fetched for reports. A stage running now (its lock is held) is left alone.\n\n"
+        "  python -m experiments gc --dry-run     # what would go\n"
+        "  python -m experiments gc",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="the runs folder (default: ./runs)")
+    p.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db here)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     return parser
 
 
@@ -221,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                 "This stage's code is not in this checkout yet; `python -m experiments list` shows what runs."
             )
         return EXIT_SPEC
+    except StoreError as err:
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return EXIT_STORE
     except KeyboardInterrupt:
         console.print(
             "[yellow]interrupted[/yellow]: unfinished runs are marked KILLED and will not be reused"
@@ -243,6 +296,8 @@ def session(args, console: Console) -> Session:
         overrides=parse_sets(args.sets),
         quiet=args.quiet,
         console=console,
+        jobs=getattr(args, "jobs", None),
+        threads=args.threads,
     )
 
 
@@ -291,7 +346,12 @@ def cmd_show(args, console: Console) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "power": cmd_power, "show": cmd_show}
+def cmd_gc(args, console: Console) -> int:
+    commands.collect_garbage(args.runs_dir, args.tracking_uri, dry_run=args.dry_run, console=console)
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "report": cmd_report, "power": cmd_power, "show": cmd_show, "gc": cmd_gc}
 
 if __name__ == "__main__":
     sys.exit(main())

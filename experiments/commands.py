@@ -54,10 +54,13 @@ class Session:
     overrides: dict[str, Any] = field(default_factory=dict)  # --set
     quiet: bool = False
     console: Console = field(default_factory=lambda: Console(stderr=True))
+    jobs: int | None = None  # --jobs: stages at once; None: the cores, shared out at `threads` each
+    threads: int = 1  # --threads: torch threads per stage (part of the stages' identities)
 
     @functools.cached_property
     def tracker(self) -> Tracker:
-        """The MLflow store, opened on first use (after the specs are checked: opening it takes seconds)."""
+        """The store, opened on first use: MLflow loads only when a stage runs or a run is not in the
+        local manifests (see experiments/tracking.py)."""
         from experiments.tracking import Tracker, quiet_mlflow
 
         quiet_mlflow()
@@ -66,7 +69,13 @@ class Session:
     def runner(self, once_per_invocation: bool = False) -> Runner:
         from experiments.runner import Runner
 
-        return Runner(self.tracker, show_progress=not self.quiet, once_per_invocation=once_per_invocation)
+        return Runner(
+            self.tracker,
+            show_progress=not self.quiet,
+            once_per_invocation=once_per_invocation,
+            jobs=self.jobs,
+            threads=self.threads,
+        )
 
     def target(self, spec, overrides: dict[str, Any] | None = None) -> Target:
         """``spec`` under the command's profile and seeds, with ``overrides`` (default: all of --set)."""
@@ -74,6 +83,10 @@ class Session:
         seeds = list(self.seeds) if self.seeds else list(spec.seeds_by_profile.get(profile, spec.seeds))
         stem = spec.name if profile == spec.profile else f"{spec.name}.{profile}"
         return Target(spec, profile, seeds, dict(self.overrides if overrides is None else overrides), stem)
+
+    def plan(self, target: Target) -> Plan:
+        """A table's or figure's plan at this command's thread count."""
+        return table_plan(target.spec, self.root, target.profile, target.seeds, target.overrides, self.threads)
 
     def sweep(
         self,
@@ -84,8 +97,9 @@ class Session:
         heartbeat_s: float = 60.0,
     ) -> Sweep:
         from experiments.sweep import Sweep
+        from experiments.tracking import probe_store
 
-        return Sweep(
+        sweep = Sweep(
             target.spec,
             self.root,
             self.tracker,
@@ -99,10 +113,14 @@ class Session:
             reports_dir=self.reports_dir,
             stem=target.stem,
         )
+        probe_store("sweep storage", sweep.storage_url)  # one line, not Optuna's traceback, when out of reach
+        return sweep
 
 
-def table_plan(spec, root: Path, profile: str, seeds: list[int], overrides: dict[str, Any]) -> Plan:
-    return build_plan(spec.name, table_variants(spec, root, profile, overrides), profile, seeds)
+def table_plan(
+    spec, root: Path, profile: str, seeds: list[int], overrides: dict[str, Any], threads: int = 1
+) -> Plan:
+    return build_plan(spec.name, table_variants(spec, root, profile, overrides), profile, seeds, threads=threads)
 
 
 # --- list --------------------------------------------------------------------------------
@@ -202,7 +220,7 @@ def plan_run(
     tables = []
     for spec, share in zip(specs, shares):
         target = session.target(spec, share)
-        target.plan = table_plan(spec, root, target.profile, target.seeds, share)
+        target.plan = session.plan(target)
         tables.append(target)
     names_in_plans = {s.name for t in tables for s in t.plan.stages.values()}
     unknown = sorted(set(rerun) - names_in_plans)
@@ -228,8 +246,7 @@ def run_tables(
     tables, sweeps = plan_run(session, names, list(rerun or []), with_sweeps)
     runner = session.runner(once_per_invocation=True)
     if dry_run:
-        print_dry_run(tables, runner, force)
-        return 0
+        return print_dry_run(tables, runner, force)
     from experiments.reporting import Timing, format_duration, write_index, write_table_report
 
     console = session.console
@@ -269,17 +286,22 @@ def run_tables(
     return bad
 
 
-def print_dry_run(tables: list[Target], runner: Runner, force: bool) -> None:
-    """Each table's plan: which stages are done (reused) and which would run."""
+def print_dry_run(tables: list[Target], runner: Runner, force: bool) -> int:
+    """Each table's plan: which stages are done (reused) and which would run; returns how many stages
+    are unusable (their data check failed: the runner printed why)."""
     todo_ids: set[str] = set()
+    unusable: set[str] = set()
     for t in tables:
         outcomes = runner.dry_run(t.plan, force, t.rerun)
-        todo = {sid for sid, o in outcomes.items() if o.status == "todo"}
+        todo = {sid for sid, o in outcomes.items() if o.status in ("todo", "unusable")}
+        bad = {sid for sid, o in outcomes.items() if o.status == "unusable"}
         todo_ids |= todo
+        unusable |= bad
         Console().print(
             _summary(
                 outcomes,
-                f"plan for {t.spec.name} ({t.profile}): {len(outcomes) - len(todo)} done, {len(todo)} to run",
+                f"plan for {t.spec.name} ({t.profile}): {len(outcomes) - len(todo)} done, {len(todo)} to run"
+                + (f", [red]{len(bad)} with unusable data[/red]" if bad else ""),
             )
         )
     if len(tables) > 1:
@@ -287,6 +309,12 @@ def print_dry_run(tables: list[Target], runner: Runner, force: bool) -> None:
         print(
             f"all {len(tables)}: {len(distinct)} distinct stages, {len(todo_ids)} to run (shared ones once)"
         )
+    if unusable:
+        Console(stderr=True).print(
+            f"[red]error:[/red] {len(unusable)} stage(s) cannot run: their data did not pass the check above",
+            soft_wrap=True,
+        )
+    return len(unusable)
 
 
 def _sweep_in_run(session: Session, target: Target) -> int:
@@ -386,6 +414,18 @@ def _print_sweep(spec, result, console: Console) -> None:
     console.print(f"report: {result.report}; remaining points: {result.remaining}")
 
 
+# --- gc ----------------------------------------------------------------------------------
+
+
+def collect_garbage(runs_dir: Path, tracking_uri: str | None, dry_run: bool = False, console=None) -> int:
+    """``gc``: delete the stage folders (and leftovers) that no finished run uses; returns how many."""
+    from experiments.cleanup import collect
+    from experiments.tracking import Tracker, quiet_mlflow
+
+    quiet_mlflow()
+    return len(collect(Tracker(tracking_uri, runs_dir), dry_run=dry_run, console=console))
+
+
 # --- report, show ------------------------------------------------------------------------
 
 
@@ -399,7 +439,7 @@ def report(session: Session, name: str, storage: str | None = None) -> Path:
         sweep = session.sweep(target, session.runner(), storage)
         path = sweep.write_report(sweep.records(sweep.study()))
     else:
-        plan = table_plan(spec, session.root, target.profile, target.seeds, target.overrides)
+        plan = session.plan(target)
         path = write_table_report(
             spec, plan, session.tracker, session.reports_dir, target.stem, target.overrides, specs_root=session.root
         )
@@ -453,7 +493,7 @@ def show(session: Session, name: str) -> None:
     if isinstance(spec, SweepSpec):
         plan = session.sweep(target, session.runner()).plan("point", first_point(spec))
     else:
-        plan = table_plan(spec, session.root, target.profile, target.seeds, target.overrides)
+        plan = session.plan(target)
     out["stages"] = {
         sid: {
             "name": s.name,
@@ -469,3 +509,7 @@ def show(session: Session, name: str) -> None:
     if last.exists():
         print(f"# last report: {last}\n")
         print(last.read_text())
+    if not isinstance(spec, SweepSpec):  # rerun elsewhere: are the differences beyond the seeds' spread?
+        from experiments.compare import print_comparison
+
+        print_comparison(spec, plan, session.tracker, last)

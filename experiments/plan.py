@@ -6,6 +6,8 @@ spec's ``set`` and profile, the row's ``set`` and the command line's ``--set``.
 Each stage's identity is a hash of its kind, code version, resolved config and
 its inputs' identities, so two rows (or two tables) that need the same stage
 share it, and changing one key changes exactly the stages downstream of it.
+A ``threaded`` kind's identity holds the torch thread count it runs with
+(``--threads``), and a kind with a ``fingerprint`` the hash of the files it reads.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Plan:
     name: str
     profile: str
     seeds: list[int]
+    threads: int = 1  # torch threads per stage (of a threaded kind): part of those stages' identities
     stages: dict[str, PlannedStage] = field(default_factory=dict)  # upstream first
     # (variant id, stage name, seed) -> stage id
     lookup: dict[tuple[str, str, int], str] = field(default_factory=dict)
@@ -79,8 +82,18 @@ class Plan:
         return out
 
 
-def identity(kind: StageKind, params: Mapping[str, Any], inputs: Mapping[str, str]) -> str:
-    payload = {"kind": kind.name, "version": kind.version, "config": params, "inputs": dict(inputs)}
+def identity(
+    kind: StageKind,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    threads: int | None = None,
+    fingerprint: str | None = None,
+) -> str:
+    payload: dict[str, Any] = {"kind": kind.name, "version": kind.version, "config": params, "inputs": dict(inputs)}
+    if threads is not None and kind.threaded:
+        payload["threads"] = int(threads)
+    if fingerprint is not None:
+        payload["fingerprint"] = fingerprint
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:ID_LENGTH]
 
@@ -173,14 +186,22 @@ def build_plan(
     profile: str,
     seeds: list[int],
     kinds: Mapping[str, StageKind] | None = None,
+    threads: int = 1,
 ) -> Plan:
+    """The stages every variant needs at every seed, shared where identical; ``threads``: the torch
+    thread count each stage runs with (part of the identity of threaded kinds)."""
     kinds = STAGE_KINDS if kinds is None else kinds
-    plan = Plan(name=name, profile=profile, seeds=list(seeds))
+    if int(threads) < 1:
+        raise SpecError(f"--threads must be at least 1, got {threads}")
+    for seed in seeds:
+        if not isinstance(seed, int) or seed < 0:
+            raise SpecError(f"seeds must be integers >= 0, got {seed!r}")
+    plan = Plan(name=name, profile=profile, seeds=list(seeds), threads=int(threads))
     defaults = _Defaults()
     for variant in variants:
         plan.pipelines[variant.id] = variant.pipeline
         for seed in seeds:
-            resolved = resolve(variant, seed, kinds, profile, defaults)
+            resolved = resolve(variant, seed, kinds, profile, defaults, plan.threads)
             for stage in resolved.values():
                 existing = plan.stages.setdefault(stage.id, stage)
                 existing.uses.append((variant.id, seed))
@@ -189,7 +210,7 @@ def build_plan(
 
 
 def resolve(
-    variant: Variant, seed: int, kinds: Mapping[str, StageKind], profile: str, defaults=None
+    variant: Variant, seed: int, kinds: Mapping[str, StageKind], profile: str, defaults=None, threads: int = 1
 ) -> dict[str, PlannedStage]:
     """The stages ``variant`` needs at ``seed``, upstream first, with their identities."""
     defaults = defaults or _Defaults()
@@ -261,7 +282,8 @@ def resolve(
                     variant.pipeline_file,
                     f"stages.{stage_name}.inputs",
                 )
-        stage_id = identity(kind, _without_keys(params, kind.ignore), inputs)
+        fingerprint = defaults.fingerprint(kind, config, params)
+        stage_id = identity(kind, _without_keys(params, kind.ignore), inputs, threads, fingerprint)
         out[stage_name] = PlannedStage(
             stage_id,
             stage_name,
@@ -275,10 +297,23 @@ def resolve(
 
 
 class _Defaults:
-    """Each kind's profile defaults, computed once per plan (presets can be slow to build)."""
+    """Each kind's profile defaults and each config's fingerprint, computed once per plan (presets can
+    be slow to build; a fingerprint hashes files)."""
 
     def __init__(self):
         self._cache: dict[tuple[int, str], dict[str, Any]] = {}
+        self._fingerprints: dict[tuple[int, str], str | None] = {}
+
+    def fingerprint(self, kind: StageKind, config: Any, params: dict[str, Any]) -> str | None:
+        if kind.fingerprint is None:
+            return None
+        key = (id(kind), json.dumps(params, sort_keys=True, default=str))
+        if key not in self._fingerprints:
+            try:
+                self._fingerprints[key] = kind.content_fingerprint(config)
+            except (ValueError, OSError) as err:  # e.g. an unknown benchmark name
+                raise SpecError(f"stage kind '{kind.name}': {type(err).__name__}: {err}") from None
+        return self._fingerprints[key]
 
     def __call__(self, kind: StageKind, profile: str) -> dict[str, Any]:
         key = (id(kind), profile)

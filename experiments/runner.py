@@ -1,22 +1,25 @@
 """Runs a plan: each stage reused if a finished run of its identity exists, else run.
 
-A stage runs in ``runs/<stage_id>/`` as an MLflow run (files an unfinished attempt left there stay,
-so a stage that can resume does; ``--force``/``--rerun`` start from an empty folder). Its parameters are the
-flattened resolved config, its per-step metrics come through ``on_metrics``,
-its declared artifacts are logged under ``outputs/`` and a manifest
-(``_stage.json``: metrics and artifact paths) is written last. Only then is the
-run marked ``FINISHED``; an exception marks it ``FAILED`` and Ctrl-C ``KILLED``,
-and neither is ever reused. Stages downstream of a failed one are ``blocked``.
+Independent stages run at once, each in a worker process (``experiments/lanes.py``): up to ``jobs``
+lanes, a stage starting when all its inputs are done; a kind that parallelises itself runs alone.
+The main process keeps the MLflow record: a stage runs in ``runs/<stage_id>/`` as an MLflow run
+(files an unfinished attempt left there stay, so a stage that can resume does; ``--force``/``--rerun``
+start from an empty folder). Its parameters are the flattened resolved config, its per-step metrics
+come back from the worker as it sends them, and its outputs stay in that folder (a local store) or
+are also copied into the store as the run's ``outputs`` (a shared store). Then the run is marked ``FINISHED`` and the manifest
+(``_stage.json``) written last. An exception marks the run ``FAILED`` and Ctrl-C ``KILLED`` (every
+worker is stopped); neither is ever reused. Stages downstream of a failed one are ``blocked``; the
+others still run. Results do not depend on ``jobs``: each stage is seeded and runs with its plan's
+thread count whichever lane runs it.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import os
 import shutil
 import socket
 import time
-import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -24,40 +27,52 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from evilm.processes import pid_alive
-from evilm.stage import StageResult
-from experiments.locks import stage_lock
+from experiments import machine
+from experiments.lanes import Event, Job, Lanes, default_jobs
+from experiments.locks import StageLock, try_lock
 from experiments.manifests import (
     CONFIG_FILE,
     ERROR_FILE,
     MANIFEST,
     OUTPUTS,
+    manifest,
     read_manifest,
     relative_path,
     restore_outputs,
     write_config,
     write_manifest,
 )
+from experiments.outcomes import Outcome, print_checks, summary_table, without_progress_bars  # noqa: F401
+from experiments.outcomes import label as _label
 from experiments.plan import Plan, PlannedStage
-from experiments.tracking import TAG, Tracker, git_commit, hardware, run_seconds
+from experiments.tracking import TAG, Tracker, git_commit, mask_url, metric_key, run_seconds
+
+POLL_S = 0.2  # how often the main process looks at its workers and at locks held elsewhere
 
 
 @dataclass
-class Outcome:
-    stage: PlannedStage
-    status: str  # "reused" | "ran" | "failed" | "blocked" | "done" (dry run) | "todo" (dry run)
-    run_id: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    artifacts: dict[str, Path] = field(default_factory=dict)
-    out_dir: Path | None = None
-    seconds: float = 0.0  # ran/failed: this attempt; reused: the original run's (0.0 when not recorded)
-    error: str = ""
+class _Running:
+    """A stage whose worker is running it."""
 
-    @property
-    def ok(self) -> bool:
-        return self.status in ("reused", "ran", "done")
+    stage: PlannedStage
+    run_id: str
+    lock: StageLock
+    task: Any  # its line in the progress display
+    tags: dict[str, str]
+    started: float = field(default_factory=time.perf_counter)
+    start_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    last_step: int = 0
+    latest: dict[str, tuple[int, float]] = field(default_factory=dict)  # MLflow key -> (step, last value)
+
+    def saw(self, metrics: Mapping[str, float], step: int) -> None:
+        """Keep each metric's value as MLflow shows it: the one at the highest step, the latest on a tie."""
+        self.last_step = max(self.last_step, int(step))
+        for name, value in metrics.items():
+            key = metric_key(name)
+            if key not in self.latest or step >= self.latest[key][0]:
+                self.latest[key] = (int(step), float(value))
 
 
 class Runner:
@@ -68,23 +83,46 @@ class Runner:
         show_progress: bool = True,
         max_artifact_mb: float = 200.0,
         once_per_invocation: bool = False,
+        jobs: int | None = None,
+        threads: int = 1,
     ):
         self.tracker = tracker
         self.console = console or Console(stderr=True)
         self.show_progress = show_progress
         self.max_artifact_bytes = int(max_artifact_mb * 2**20)
+        self.jobs = jobs  # lanes; None: the cores, shared out at the plan's thread count
+        self.threads = threads  # torch threads per stage, for plans made for this runner (sweeps)
+        self._lanes: Lanes | None = None
         self._commit: str | None = None
         # several tables in one command: a stage that ran (even forced) or failed in an earlier
         # ``execute`` is not run again by a later one (a failure is reported, not retried per table)
         self.once_per_invocation = once_per_invocation
         self.ran_now: set[str] = set()
         self.failed_now: dict[str, Outcome] = {}
+        self._checked: dict[str, list] = {}  # stage id -> its data checks (dry runs)
 
     @property
     def commit(self) -> str:
         if self._commit is None:
             self._commit = git_commit()
         return self._commit
+
+    def lanes(self, threads: int) -> Lanes:
+        if self._lanes is None:
+            self._lanes = Lanes(self.jobs or default_jobs(threads))
+        return self._lanes
+
+    def close(self) -> None:
+        """Let the idle workers go (they also go when this process exits)."""
+        if self._lanes is not None:
+            self._lanes.close()
+            self._lanes = None
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # --- planning ---------------------------------------------------------------
 
@@ -106,11 +144,20 @@ class Runner:
         return out
 
     def dry_run(self, plan: Plan, force: bool = False, rerun: Iterable[str] = ()) -> dict[str, Outcome]:
+        """Each stage done (a finished run exists) or to do; a stage whose kind checks its data (a real
+        data root) checks it now and is ``unusable`` when that fails, with a summary printed."""
         forced = self.to_rerun(plan, force, rerun)
         out = {}
         for sid, stage in plan.stages.items():
             run = None if sid in forced else self.tracker.finished_run(sid)
             out[sid] = Outcome(stage, "done" if run else "todo", run.info.run_id if run else None)
+            if sid not in self._checked:  # once per command: loading a real data set's annotations takes a while
+                self._checked[sid] = stage.kind.run_checks(stage.config)
+                print_checks(self.console, stage, self._checked[sid])
+            checks = self._checked[sid]
+            if not all(c.ok for c in checks):
+                out[sid].status = "unusable"
+                out[sid].error = "data check failed: " + ", ".join(c.name for c in checks if not c.ok)
         return out
 
     # --- execution --------------------------------------------------------------
@@ -124,10 +171,13 @@ class Runner:
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> dict[str, Outcome]:
+        """Run (or reuse) every stage of ``plan``; the outcomes in plan order."""
         forced = self.to_rerun(plan, force, rerun)
         if self.once_per_invocation:
             forced -= self.ran_now
         outcomes: dict[str, Outcome] = {}
+        running: dict[str, _Running] = {}
+        waiting: dict[str, str] = {}  # stage id -> pid of the other process running it
         progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -136,97 +186,90 @@ class Runner:
             console=self.console,
             disable=not self.show_progress,
         )
+        lanes = self.lanes(plan.threads)
+        context = (plan, experiment, parent_run_id, dict(tags or {}), forced, progress)
         with progress:
-            for sid, stage in plan.stages.items():
-                blocked = [u for u in stage.inputs.values() if not outcomes[u].ok]
-                if blocked:
-                    outcomes[sid] = Outcome(
-                        stage, "blocked", error=f"upstream {', '.join(blocked)} did not finish"
-                    )
-                    continue
-                if self.once_per_invocation and sid in self.failed_now:
-                    earlier = self.failed_now[sid]
-                    outcomes[sid] = Outcome(
-                        stage,
-                        "failed",
-                        earlier.run_id,
-                        out_dir=earlier.out_dir,
-                        error=f"failed earlier in this command: {earlier.error}",
-                    )
-                    continue
-                reused = None if sid in forced else self.reuse(stage)
-                if reused is not None:
-                    outcomes[sid] = reused
-                    progress.console.print(f"[dim]reused[/dim] {_label(stage)} [dim]{sid}[/dim]")
-                    continue
-                task = progress.add_task(_label(stage), total=None, info="")
-                outcomes[sid] = self.run_stage(
-                    plan,
-                    stage,
-                    outcomes,
-                    experiment,
-                    parent_run_id,
-                    tags,
-                    progress,
-                    task,
-                    fresh=sid in forced,
-                )
-                done = outcomes[sid]
-                if done.status == "ran":
-                    self.ran_now.add(sid)
-                elif done.status == "failed":
-                    self.failed_now[sid] = done
-                progress.remove_task(task)
-                if done.status == "ran":
-                    progress.console.print(
-                        f"[green]ran[/green] {_label(stage)} [dim]{sid}[/dim] in {done.seconds:.1f}s"
-                    )
-        return outcomes
+            try:
+                while len(outcomes) < len(plan.stages):
+                    self._start_ready(context, outcomes, running, waiting, lanes)
+                    if len(outcomes) == len(plan.stages):
+                        break
+                    event = lanes.next_event(POLL_S)
+                    if event is not None:
+                        self._on_event(event, outcomes, running, progress)
+            except BaseException:  # Ctrl-C (or a bug): stop every worker; their runs are not results
+                lanes.kill()
+                for active in running.values():
+                    self.tracker.finish(active.run_id, "KILLED")
+                    active.lock.release()
+                self._lanes = None
+                raise
+        return {sid: outcomes[sid] for sid in plan.stages}
 
-    def reuse(self, stage: PlannedStage) -> Outcome | None:
-        """The finished run of ``stage``'s identity with its outputs on disk, or None."""
-        run = self.tracker.finished_run(stage.id)
-        if run is None:
-            return None
-        out_dir = self.out_dir(stage)
-        manifest = read_manifest(out_dir, stage.id)
-        if manifest is None:
-            manifest = restore_outputs(self.tracker, run.info.run_id, stage.id, out_dir)
-            if manifest is None:
-                return None
-        return Outcome(
-            stage,
-            "reused",
-            run.info.run_id,
-            metrics=dict(manifest["metrics"]),
-            artifacts={k: out_dir / v for k, v in manifest["artifacts"].items()},
-            out_dir=out_dir,
-            seconds=float(manifest.get("seconds") or run_seconds(run)),
-        )
-
-    def run_stage(
-        self, plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, task, fresh=False
-    ) -> Outcome:
-        """``_run_stage`` under the stage's file lock (experiments/locks.py): a process wanting a stage that
-        another process on this runs folder is running waits, then reuses its result if it finished."""
+    def _start_ready(self, context, outcomes, running, waiting, lanes: Lanes) -> None:
+        """Decide every stage whose inputs are done: blocked, reused, or started in a free lane."""
+        plan, experiment, parent_run_id, extra_tags, forced, progress = context
         console = progress.console
-        with stage_lock(self.out_dir(stage), stage.id, lambda msg: console.print(f"[yellow]{msg}[/yellow]")) as waited:
-            # checked again under the lock even without a wait: another process may have finished and
-            # released it between the caller's first check and this acquisition
-            reused = self.reuse(stage) if not fresh else None
+        for sid, stage in plan.stages.items():
+            if sid in outcomes or sid in running:
+                continue
+            upstream = list(stage.inputs.values())
+            if any(u not in outcomes for u in upstream):
+                continue
+            blocked = [u for u in upstream if not outcomes[u].ok]
+            if blocked:
+                outcomes[sid] = Outcome(stage, "blocked", error=f"upstream {', '.join(blocked)} did not finish")
+                continue
+            if self.once_per_invocation and sid in self.failed_now:
+                earlier = self.failed_now[sid]
+                outcomes[sid] = Outcome(
+                    stage,
+                    "failed",
+                    earlier.run_id,
+                    out_dir=earlier.out_dir,
+                    error=f"failed earlier in this command: {earlier.error}",
+                )
+                continue
+            fresh = sid in forced
+            reused = None if fresh or sid in waiting else self.reuse(stage)
             if reused is not None:
-                how = "another process ran it" if waited else "another process finished it just now"
-                console.print(f"[dim]reused[/dim] {_label(stage)} [dim]{stage.id}[/dim] ({how})")
-                return reused
-            return self._run_stage(
-                plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, task, fresh
-            )
+                outcomes[sid] = reused
+                console.print(f"[dim]reused[/dim] {_label(stage)} [dim]{sid}[/dim]")
+                continue
+            alone = stage.kind.exclusive
+            if not lanes.can_start(alone):
+                if alone:
+                    return  # nothing else starts until it can
+                continue
+            lock = try_lock(self.out_dir(stage))
+            if not isinstance(lock, StageLock):
+                if sid not in waiting:
+                    console.print(
+                        f"[yellow]waiting for another process running stage {sid} (pid {lock})[/yellow]"
+                    )
+                waiting[sid] = lock
+                continue
+            # checked again under the lock: another process may have finished it just now
+            reused = None if fresh else self.reuse(stage)
+            if reused is not None:
+                lock.release()
+                how = "another process ran it" if sid in waiting else "another process finished it just now"
+                outcomes[sid] = reused
+                console.print(f"[dim]reused[/dim] {_label(stage)} [dim]{sid}[/dim] ({how})")
+                continue
+            waiting.pop(sid, None)
+            threads = (os.cpu_count() or 1) if alone else plan.threads
+            failed = self._begin(plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, fresh,
+                                 lock, threads, lanes, running)
+            if failed is not None:
+                lock.release()
+                self._settled(failed, outcomes)
 
-    def _run_stage(
-        self, plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, task, fresh=False
-    ) -> Outcome:
-        """Run one stage as an MLflow run. ``fresh``: start from an empty ``out_dir`` (--force/--rerun);
-        otherwise what an unfinished attempt left stays, so stages that can resume (pretraining) do."""
+    def _begin(self, plan, stage, outcomes, experiment, parent_run_id, extra_tags, progress, fresh, lock,
+               threads, lanes: Lanes, running) -> Outcome | None:
+        """Open the stage's MLflow run and hand the stage to a lane; a failed Outcome if that fails.
+        ``fresh``: start from an empty ``out_dir`` (--force/--rerun); otherwise what an unfinished
+        attempt left stays, so stages that can resume (pretraining) do."""
         variant, seed = stage.uses[0]
         self._close_dead_runs(stage.id)
         tags = {
@@ -242,20 +285,13 @@ class Runner:
             f"{TAG}profile": plan.profile,
             f"{TAG}host": socket.gethostname(),
             f"{TAG}pid": os.getpid(),
-            **(extra_tags or {}),
+            f"{TAG}threads": threads,
+            **extra_tags,
         }
         seed_part = "" if stage.seed is None else f"/seed{stage.seed}"
-        run_id = self.tracker.start(experiment, f"{variant}/{stage.name}{seed_part}", tags, parent_run_id)
+        run_name = f"{variant}/{stage.name}{seed_part}"
+        run_id = self.tracker.start(experiment, run_name, tags, parent_run_id)
         out_dir = self.out_dir(stage)
-        started = time.perf_counter()
-        last_step = [0]
-
-        def on_metrics(metrics: dict[str, float], step: int) -> None:
-            self.tracker.log_metrics(run_id, metrics, step)
-            last_step[0] = max(last_step[0], int(step))
-            shown = "  ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:3])
-            progress.update(task, info=f"step {step}  {shown}")
-
         try:
             self.tracker.log_params(run_id, {**stage.params, "inputs": dict(stage.inputs)})
             if fresh:
@@ -264,35 +300,90 @@ class Runner:
             for stale in (MANIFEST, ERROR_FILE):  # the manifest is written last, by a finished attempt
                 (out_dir / stale).unlink(missing_ok=True)
             write_config(out_dir, stage.params)
-            inputs = self._inputs(stage, outcomes)
-            config = stage.config if self.show_progress else without_progress_bars(stage.config)
-            result = stage.kind.load_run()(config, inputs, out_dir, on_metrics)
-            metrics, artifacts = _check_result(result, stage)
-            self.tracker.log_metrics(run_id, metrics, last_step[0])
-            relative = {name: relative_path(path, out_dir) for name, path in artifacts.items()}
-            seconds = round(time.perf_counter() - started, 3)  # what reusing this stage saves
-            write_manifest(out_dir, stage.id, run_id, metrics, relative, seconds)
+            # the stages' own progress bars would fight over the terminal: the runner shows each one's steps
+            job = Job(stage.id, _label(stage), stage.kind.run, without_progress_bars(stage.config),
+                      self._inputs(stage, outcomes), out_dir, threads)
+            lanes.start(job, alone=stage.kind.exclusive)
+        except Exception as err:
+            message = f"{type(err).__name__}: {err}"
+            self._record_failure(run_id, out_dir, message, _traceback())
+            progress.console.print(f"[red]failed[/red] {_label(stage)}: {message}")
+            return Outcome(stage, "failed", run_id, out_dir=out_dir, error=message)
+        tags = {k: mask_url(v) for k, v in tags.items()} | {"mlflow.runName": run_name}
+        task = progress.add_task(_label(stage), total=None, info="")
+        running[stage.id] = _Running(stage, run_id, lock, task, tags)
+        return None
+
+    def _on_event(self, event: Event, outcomes, running: dict[str, _Running], progress) -> None:
+        active = running.get(event.stage_id)
+        if active is None:
+            return
+        if event.kind == "metrics":
+            self.tracker.log_metrics(active.run_id, event.metrics, event.step)
+            active.saw(event.metrics, event.step)
+            shown = "  ".join(f"{k}={v:.4g}" for k, v in list(event.metrics.items())[:3])
+            progress.update(active.task, info=f"step {event.step}  {shown}")
+            return
+        if event.kind == "interrupted":  # a Ctrl-C that reached the worker first
+            raise KeyboardInterrupt
+        del running[event.stage_id]
+        progress.remove_task(active.task)
+        stage, out_dir = active.stage, self.out_dir(active.stage)
+        seconds = time.perf_counter() - active.started
+        try:
+            if event.kind != "done":
+                raise _StageFailed(event.error, event.traceback)
+            outcome = self._finished(active, event, out_dir)
+            progress.console.print(f"[green]ran[/green] {_label(stage)} [dim]{stage.id}[/dim] in {seconds:.1f}s")
+        except Exception as err:
+            message = err.message if isinstance(err, _StageFailed) else f"{type(err).__name__}: {err}"
+            trace = err.trace if isinstance(err, _StageFailed) else _traceback()
+            self._record_failure(active.run_id, out_dir, message, trace)
+            progress.console.print(f"[red]failed[/red] {_label(stage)}: {message}")
+            outcome = Outcome(stage, "failed", active.run_id, out_dir=out_dir, seconds=seconds, error=message)
+        finally:
+            active.lock.release()
+        self._settled(outcome, outcomes)
+
+    def _settled(self, outcome: Outcome, outcomes: dict[str, Outcome]) -> None:
+        outcomes[outcome.stage.id] = outcome
+        if outcome.status == "ran":
+            self.ran_now.add(outcome.stage.id)
+        elif outcome.status == "failed":
+            self.failed_now[outcome.stage.id] = outcome
+
+    def _finished(self, active: _Running, event: Event, out_dir: Path) -> Outcome:
+        """Record a stage the worker finished: final metrics, outputs, machine facts, FINISHED, then the
+        manifest (last: its presence says the run is FINISHED and the files beside it complete)."""
+        stage, run_id = active.stage, active.run_id
+        metrics = dict(event.metrics)
+        self.tracker.log_metrics(run_id, metrics, active.last_step)
+        active.saw(metrics, active.last_step)
+        relative = {name: relative_path(Path(path), out_dir) for name, path in event.artifacts.items()}
+        seconds = round(time.perf_counter() - active.started, 3)  # what reusing this stage saves
+        done_tags = {f"{TAG}out_dir": str(out_dir), f"{TAG}seconds": seconds, **machine.tags(event.facts, TAG)}
+        skipped = []
+        if self.tracker.copy_outputs:
             skipped = self._log_outputs(run_id, out_dir, relative, stage.kind.log_artifacts)
-            done_tags = {
-                f"{TAG}out_dir": str(out_dir),
-                f"{TAG}hardware": hardware(),
-                f"{TAG}seconds": seconds,
-            }
             if skipped:
                 done_tags[f"{TAG}not_logged"] = ",".join(skipped)
-            self.tracker.set_tags(run_id, done_tags)
-            self.tracker.finish(run_id, "FINISHED")
-        except Exception as err:  # the stage failed: record why, never reuse it
-            message = f"{type(err).__name__}: {err}"
-            self._record_failure(run_id, out_dir, message)
-            self.tracker.finish(run_id, "FAILED")
-            progress.console.print(f"[red]failed[/red] {_label(stage)}: {message}")
-            return Outcome(
-                stage, "failed", run_id, out_dir=out_dir, seconds=time.perf_counter() - started, error=message
-            )
-        except BaseException:  # Ctrl-C, SystemExit: the run is over, and not a result
-            self.tracker.finish(run_id, "KILLED")
-            raise
+        self.tracker.set_tags(run_id, done_tags)
+        end_ms = int(time.time() * 1000)
+        record = {
+            "store": self.tracker.display_uri,
+            "status": "FINISHED",
+            "run_name": active.tags.get("mlflow.runName", ""),
+            "start_time": active.start_ms,
+            "end_time": end_ms,
+            "tags": {**active.tags, **{k: mask_url(v) for k, v in done_tags.items()}},
+            "logged_metrics": {k: v for k, (_, v) in sorted(active.latest.items())},
+            "inputs": dict(stage.inputs),
+        }
+        if self.tracker.copy_outputs:  # another machine restores the folder from these
+            body = manifest(stage.id, run_id, metrics, relative, seconds, record)
+            self.tracker.log_text(run_id, json.dumps(body, indent=2, sort_keys=True), f"{OUTPUTS}/{MANIFEST}")
+        self.tracker.finish(run_id, "FINISHED", end_time=end_ms)
+        write_manifest(out_dir, stage.id, run_id, metrics, relative, seconds, record)
         return Outcome(
             stage,
             "ran",
@@ -300,7 +391,28 @@ class Runner:
             metrics=metrics,
             artifacts={k: out_dir / v for k, v in relative.items()},
             out_dir=out_dir,
-            seconds=time.perf_counter() - started,
+            seconds=time.perf_counter() - active.started,
+        )
+
+    def reuse(self, stage: PlannedStage) -> Outcome | None:
+        """The finished run of ``stage``'s identity with its outputs on disk, or None."""
+        run = self.tracker.finished_run(stage.id)
+        if run is None:
+            return None
+        out_dir = self.out_dir(stage)
+        found = read_manifest(out_dir, stage.id)
+        if found is None:
+            found = restore_outputs(self.tracker, run.info.run_id, stage.id, out_dir)
+            if found is None:
+                return None
+        return Outcome(
+            stage,
+            "reused",
+            run.info.run_id,
+            metrics=dict(found["metrics"]),
+            artifacts={k: out_dir / v for k, v in found["artifacts"].items()},
+            out_dir=out_dir,
+            seconds=float(found.get("seconds") or run_seconds(run)),
         )
 
     def _inputs(self, stage: PlannedStage, outcomes: Mapping[str, Outcome]) -> dict[str, Path]:
@@ -322,7 +434,8 @@ class Runner:
     def _log_outputs(
         self, run_id: str, out_dir: Path, relative: Mapping[str, str], log_all: bool = True
     ) -> list[str]:
-        """Log the declared artifacts (and the manifest) under ``outputs/``; returns those not logged."""
+        """Copy the declared artifacts (and the config) into the store under ``outputs/``; returns those
+        not copied."""
         skipped = []
         for name, rel in relative.items():
             path = out_dir / rel
@@ -335,17 +448,18 @@ class Runner:
                 target = str(PurePosixPath(OUTPUTS, rel).parent)
             self.tracker.log_artifact(run_id, path, target)
         self.tracker.log_artifact(run_id, out_dir / CONFIG_FILE, OUTPUTS)
-        self.tracker.log_artifact(run_id, out_dir / MANIFEST, OUTPUTS)
         return skipped
 
-    def _record_failure(self, run_id: str, out_dir: Path, message: str) -> None:
+    def _record_failure(self, run_id: str, out_dir: Path, message: str, trace: str) -> None:
+        """Mark the run FAILED, with the worker's traceback in ``_error.txt`` and the message as a tag."""
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / ERROR_FILE).write_text(traceback.format_exc())
+            (out_dir / ERROR_FILE).write_text(trace)
             self.tracker.log_artifact(run_id, out_dir / ERROR_FILE)
             self.tracker.set_tags(run_id, {f"{TAG}error": message[:4000]})
         except Exception:  # recording the failure must not hide it
             pass
+        self.tracker.finish(run_id, "FAILED")
 
     def _close_dead_runs(self, stage_id: str) -> None:
         """Mark KILLED the RUNNING runs of this stage left by dead processes on this host."""
@@ -359,88 +473,19 @@ class Runner:
                 self.tracker.finish(run.info.run_id, "KILLED")
 
 
-def summary_table(
-    outcomes: Mapping[str, Outcome], title: str = "stages", highlight: Mapping[str, list[str]] | None = None
-) -> Table:
-    """One line per stage; ``highlight`` (stage id -> metric names) picks the metrics shown."""
-    table = Table(title=title)
-    for col in ("stage", "used by", "seed", "status", "time", "id", "metrics"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("stage", "status", "id"))
-    styles = {
-        "ran": "green",
-        "reused": "cyan",
-        "failed": "red",
-        "blocked": "yellow",
-        "done": "cyan",
-        "todo": "yellow",
-    }
-    for outcome in outcomes.values():
-        stage = outcome.stage
-        rows = sorted({v for v, _ in stage.uses})
-        used = ", ".join(rows[:4]) + (f" +{len(rows) - 4}" if len(rows) > 4 else "")
-        names = [k for k in (highlight or {}).get(stage.id, []) if k in outcome.metrics]
-        picked = list(dict.fromkeys(names))[:4]
-        shown = {k: outcome.metrics[k] for k in picked} or dict(list(outcome.metrics.items())[:2])
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in shown.items()) or outcome.error[:80]
-        style = styles.get(outcome.status, "")
-        table.add_row(
-            stage.name,
-            used,
-            "" if stage.seed is None else str(stage.seed),
-            f"[{style}]{outcome.status}[/{style}]",
-            _time_cell(outcome),
-            stage.id[:8],
-            metrics,
-        )
-    return table
+class _StageFailed(Exception):
+    def __init__(self, message: str, trace: str):
+        super().__init__(message)
+        self.message, self.trace = message, trace
 
 
-def _time_cell(outcome: Outcome) -> str:
-    if outcome.status in ("ran", "failed") and outcome.seconds:
-        return f"{outcome.seconds:.1f}s"
-    if outcome.status == "reused" and outcome.seconds:
-        return f"[dim]({outcome.seconds:.1f}s)[/dim]"  # the original run's time, not spent now
-    return ""
+def _traceback() -> str:
+    import traceback
 
-
-def _label(stage: PlannedStage) -> str:
-    seed = "" if stage.seed is None else f" seed {stage.seed}"
-    return f"{stage.name}{seed}"
-
-
-def _check_result(result: Any, stage: PlannedStage) -> tuple[dict[str, float], dict[str, Path]]:
-    if not isinstance(result, StageResult):
-        raise TypeError(
-            f"stage '{stage.name}' returned {type(result).__name__}, expected evilm.stage.StageResult"
-        )
-    metrics = {}
-    for key, value in result.metrics.items():
-        try:
-            metrics[str(key)] = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"stage '{stage.name}': metric '{key}' is not a number: {value!r}") from None
-    artifacts = {str(k): Path(v) for k, v in result.artifacts.items()}
-    missing = [k for k, p in artifacts.items() if not p.exists()]
-    if missing:
-        raise FileNotFoundError(f"stage '{stage.name}': artifact(s) {', '.join(missing)} do not exist")
-    return metrics, artifacts
+    return traceback.format_exc()
 
 
 def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def without_progress_bars(config: Any) -> Any:
-    """``config`` with its progress bars off (``progress``, ``train.progress``): how, not what, so the
-    stage identity is the same; ``--quiet`` then silences the stages too, not just the runner."""
-    if not dataclasses.is_dataclass(config):
-        return config
-    changes: dict[str, Any] = {}
-    if isinstance(getattr(config, "progress", None), bool):
-        changes["progress"] = False
-    train = getattr(config, "train", None)
-    if dataclasses.is_dataclass(train) and isinstance(getattr(train, "progress", None), bool):
-        changes["train"] = dataclasses.replace(train, progress=False)
-    return dataclasses.replace(config, **changes) if changes else config

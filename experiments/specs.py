@@ -20,7 +20,7 @@ import functools
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from evilm.config import close_match
 
 Profile = Literal["smoke", "quick", "paper"]
+Seed = Annotated[int, Field(ge=0)]  # NumPy and torch seeds are unsigned
 PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # yaml.safe_load, with libyaml when present
@@ -142,8 +143,8 @@ class TableSpec(_Strict):
     note: str = ""
     base: str
     profile: Profile = "quick"
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    seeds_by_profile: dict[Profile, list[int]] = Field(default_factory=dict)  # e.g. one seed for smoke
+    seeds: list[Seed] = Field(default_factory=lambda: [0])
+    seeds_by_profile: dict[Profile, list[Seed]] = Field(default_factory=dict)  # e.g. one seed for smoke
     set: dict[str, Any] = Field(default_factory=dict)
     profiles: dict[Profile, dict[str, Any]] = Field(default_factory=dict)
     baseline: str | None = None  # row id the differences are taken against
@@ -233,8 +234,8 @@ class SweepSpec(_Strict):
     note: str = ""
     base: str
     profile: Profile = "quick"
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])  # every trial runs each seed
-    seeds_by_profile: dict[Profile, list[int]] = Field(default_factory=dict)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2])  # every trial runs each seed
+    seeds_by_profile: dict[Profile, list[Seed]] = Field(default_factory=dict)
     set: dict[str, Any] = Field(default_factory=dict)
     profiles: dict[Profile, dict[str, Any]] = Field(default_factory=dict)
     params: dict[str, SearchParam]  # "stage.key.path" -> search space
@@ -396,6 +397,19 @@ def _model_in(annotation: Any, typing) -> Any:
         if found is not None:
             return found
     return None
+
+
+def seed_arg(text: str) -> int:
+    """A ``--seeds`` value: a whole number >= 0 (NumPy and torch seeds are unsigned)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0, got {value}")
+    return value
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:

@@ -7,6 +7,14 @@ inputs it consumes (each an upstream kind and which of its artifacts to pass)
 and a code version. Bump ``version`` when a change in the stage's code changes
 its results: every stage identity downstream changes with it, so nothing stale
 is reused.
+
+How the runner runs a kind: each stage in a worker process with a fixed number of
+torch threads, which is part of the identity of a ``threaded`` kind (torch's CPU
+kernels sum in another order with another thread count). An ``exclusive`` kind
+parallelises itself (its own process pool): it runs alone, with every core. A
+kind that reads files the runner does not make (a real data root) names a
+``fingerprint`` of them, part of its identity, and a ``check`` that ``--dry-run``
+prints.
 """
 
 from __future__ import annotations
@@ -44,12 +52,20 @@ class StageKind:
     ignore: tuple[str, ...] = ()
     # log the artifacts to MLflow; False for big outputs the identity regenerates exactly (the world)
     log_artifacts: bool = True
+    # its numbers can depend on torch's thread count: the count is part of its identity
+    threaded: bool = True
+    # it parallelises itself (a process pool): it runs alone, with every core
+    exclusive: bool = False
+    # "module:function" (config -> str): a hash of the files outside the runs folder that it reads
+    fingerprint: str | Callable | None = None
+    # "module:function" (config -> list of DataCheck): what ``--dry-run`` checks before anything runs
+    check: str | Callable | None = None
 
     def load_run(self) -> Callable:
-        return _load(self.run)
+        return load_target(self.run)
 
     def load_config(self) -> type:
-        return _load(self.config)
+        return load_target(self.config)
 
     def defaults(self, profile: str) -> dict[str, Any]:
         """The config the profile starts from: the preset's, or the dataclass defaults."""
@@ -57,7 +73,13 @@ class StageKind:
             return {}
         from evilm.config import to_dict
 
-        return to_dict(_load(self.preset)(profile))
+        return to_dict(load_target(self.preset)(profile))
+
+    def content_fingerprint(self, config: Any) -> str | None:
+        return None if self.fingerprint is None else str(load_target(self.fingerprint)(config))
+
+    def run_checks(self, config: Any) -> list[DataCheck]:
+        return [] if self.check is None else list(load_target(self.check)(config))
 
     def available(self) -> str | None:
         """``None`` when the stage's code imports, else why not."""
@@ -69,11 +91,22 @@ class StageKind:
         return None
 
 
-def _load(target: Any) -> Any:
+def load_target(target: Any) -> Any:
+    """``"module:attr"`` imported, or ``target`` itself when it is not a string."""
     if not isinstance(target, str):
         return target
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """One benchmark (or other input) checked by ``--dry-run``: usable or not, and a readable summary."""
+
+    name: str
+    ok: bool
+    summary: str
+    counts: dict[str, int] = field(default_factory=dict)  # records per split, when it loaded
 
 
 @dataclass
@@ -82,26 +115,50 @@ class DataRootConfig:
 
     root: str = "data/real"
     benchmarks: list[str] = field(default_factory=lambda: ["webvid"])  # each must load
+    sample: int = 20  # videos per split that --dry-run and the stage look for
+
+
+def _data_root_path(config: DataRootConfig):
+    from pathlib import Path
+
+    return Path(config.root).expanduser().resolve()
+
+
+def data_root_fingerprint(config: DataRootConfig) -> str:
+    """A hash of the root's annotation files (paths, sizes, contents): files changed under the root
+    give the stage, and everything downstream of it, another identity."""
+    from evilm.data.catalog import annotation_fingerprint
+
+    return annotation_fingerprint(config.benchmarks, _data_root_path(config))
+
+
+def check_data_root(config: DataRootConfig) -> list[DataCheck]:
+    """Each benchmark under the root: its annotations parse and a seeded sample of its videos exists."""
+    from evilm.data.catalog import check_benchmark
+
+    root = _data_root_path(config)
+    if not root.is_dir():
+        return [DataCheck(name, False, f"{name}: the data root {root} does not exist") for name in config.benchmarks]
+    checks = []
+    for name in config.benchmarks:
+        found = check_benchmark(name, root, sample=config.sample)
+        checks.append(DataCheck(name, found.ok, found.summary(), dict(found.counts)))
+    return checks
 
 
 def data_root(config: DataRootConfig, inputs, out_dir, on_metrics=None):
-    """Stage: check that the benchmarks under ``config.root`` load; artifact ``world`` is the root.
-
-    The root is read in place (nothing is copied or logged): its path is part of the identity.
-    """
-    from pathlib import Path
-
-    from evilm.data import load_benchmark
+    """Stage: check that the benchmarks under ``config.root`` load (as ``--dry-run`` does); artifact
+    ``world`` is the root. The root is read in place (nothing is copied or logged): its annotation
+    files' fingerprint is part of the identity."""
     from evilm.stage import StageResult, report
 
-    root = Path(config.root).expanduser().resolve()
-    metrics = {}
-    for name in config.benchmarks:
-        bench = load_benchmark(name, root)
-        for split in ("train", "val", "test"):
-            metrics[f"{name}.{split}"] = float(len(bench.split(split)))
+    checks = check_data_root(config)
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        raise RuntimeError("the data root does not load:\n" + "\n".join(c.summary for c in bad))
+    metrics = {f"{c.name}.{split}": float(n) for c in checks for split, n in c.counts.items()}
     report(on_metrics, metrics, 0)
-    return StageResult(metrics=metrics, artifacts={"world": root})
+    return StageResult(metrics=metrics, artifacts={"world": _data_root_path(config)})
 
 
 @dataclass
@@ -167,9 +224,21 @@ STAGE_KINDS: dict[str, StageKind] = {
             version="1",
             ignore=("workers", "progress", "cache_root"),
             log_artifacts=False,
+            threaded=False,  # deterministic whatever the threads (evilm/data/world_video.py)
+            exclusive=True,  # renders clips in its own process pool
         ),
         # A real data root, read in place (the paper profile).
-        StageKind("data_root", run=data_root, config=DataRootConfig, version="1", seed_key="", ignore=()),
+        StageKind(
+            "data_root",
+            run=data_root,
+            config=DataRootConfig,
+            version="2",
+            seed_key="",
+            ignore=("sample",),
+            threaded=False,
+            fingerprint=data_root_fingerprint,
+            check=check_data_root,
+        ),
         # What the paper's models start from, trained on the generated world (quick, smoke): the ImageNet
         # analogue (a frame classifier of the world's objects) and the CLIP analogue (frames matched to
         # captions). Each saves a per-frame backbone (artifact "weights").
@@ -193,7 +262,7 @@ STAGE_KINDS: dict[str, StageKind] = {
         ),
         # ... and on the paper profile, the released weights as local files (never downloaded).
         StageKind("weights_file", run=weights_file, config=WeightsFileConfig, version="1", seed_key="",
-                  log_artifacts=False),
+                  log_artifacts=False, threaded=False),
         # A video tokenizer (semantic VQ with focal/BCE loss, pixel dVAE, perceptual VQ), and the
         # codes of every clip for cached MVM targets. Its pretrained parts come from weights files
         # (evilm.tokenizers.pretrained), each used when the tokenizer's config asks for it:

@@ -186,7 +186,8 @@ class Sweep:
 
     def plan(self, trial_id: str, params: Mapping[str, Any]):
         return build_plan(
-            self.spec.name, [self.variant(trial_id, params)], self.profile, self.seeds, self.kinds
+            self.spec.name, [self.variant(trial_id, params)], self.profile, self.seeds, self.kinds,
+            threads=getattr(self.runner, "threads", 1),  # the thread count is part of the identities
         )
 
     def study(self, sampler=None) -> optuna.Study:

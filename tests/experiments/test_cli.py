@@ -1,9 +1,9 @@
 import pytest
-from conftest import CALLS, FAKE_KINDS
+from experiment_fakes import CALLS, FAKE_KINDS
 
 import experiments.plan
 import experiments.stages
-from experiments.cli import EXIT_FAILED, EXIT_OK, EXIT_SPEC, build_parser, main
+from experiments.cli import EXIT_FAILED, EXIT_OK, EXIT_SPEC, EXIT_STORE, build_parser, main
 
 
 @pytest.fixture
@@ -182,3 +182,44 @@ def test_power_plans_seeds_for_each_compared_column(cli, capsys):
     assert "teach" not in build_parser().format_help()
     sub = build_parser()._subparsers._group_actions[0].choices["power"]
     assert "MDD now" in sub.format_help() and "80% power" in sub.format_help()
+
+
+def test_a_paper_dry_run_on_a_missing_data_root_fails_with_a_summary(tmp_path, store_uri, monkeypatch, capsys):
+    monkeypatch.delenv("EVILM_SPECS", raising=False)
+    missing = tmp_path / "nonexistent"
+    argv = ["run", "table6", "--profile", "paper", "--set", f"data.root={missing}", "--dry-run", "--quiet",
+            "--tracking-uri", store_uri, "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "r")]
+    assert main(argv) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert "data check of stage 'data' (data_root): 11 of 11 failed" in captured.err
+    for name in ("webvid", "msrvtt_qa", "hmdb51", "k400"):
+        assert f"FAIL {name}: the data root {missing} does not exist" in captured.err
+    assert "1 with unusable data" in captured.out and "cannot run" in captured.err
+
+
+def test_seeds_and_thread_counts_are_checked_before_anything_runs(cli, capsys):
+    for bad in (["--seeds", "-1"], ["--seeds", "x"], ["--threads", "0"], ["--jobs", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli("run", "faketable", "--dry-run", *bad)
+        assert exit_.value.code == EXIT_SPEC, bad
+    assert "a seed is a whole number >= 0, got -1" in capsys.readouterr().err
+    assert CALLS == []
+
+
+def test_an_unreachable_store_is_one_line_naming_it_with_its_password_masked(specs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(experiments.plan, "STAGE_KINDS", FAKE_KINDS)
+    common = ["--specs", str(specs), "--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "r")]
+    down = "postgresql://bob:s3cret@127.0.0.1:1/evilm"  # nothing listens on port 1
+    assert main(["run", "faketable", "--tracking-uri", down, "--quiet", *common]) == EXIT_STORE
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "cannot reach the tracking store postgresql://bob:***@127.0.0.1:1/evilm" in lines[0]
+    assert "Check that the database server runs" in lines[0] and "s3cret" not in err
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    optuna_down = "postgresql://:pw@127.0.0.1:1/optuna?password=pw"
+    assert main(["sweep", "fakesweep", "--storage", optuna_down, "--tracking-uri", store, *common]) == EXIT_STORE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot reach the sweep storage postgresql://:***@127.0.0.1:1/optuna" in err
+    assert "pw" not in err.replace("postgresql", "")

@@ -53,8 +53,8 @@ def test_table2_smoke_through_the_cli(tmp_path, template_store, monkeypatch, cap
         assert [r.info.status for r in runs] == ["FINISHED"], stage.name
         tags = runs[0].data.tags
         assert tags[f"{TAG}table"] == "table2" and tags[f"{TAG}row"] == "evilm"
-        assert tags[f"{TAG}seed"] == ("" if stage.seed is None else "0")  # data and tokenizer are unseeded
-        assert (stage.seed is None) == (stage.name in ("data", "tokenizer"))
+        assert tags[f"{TAG}seed"] == ("" if stage.seed is None else "0")  # data, the prior and the tokenizer are unseeded
+        assert (stage.seed is None) == (stage.name in ("data", "image_prior", "tokenizer"))
         assert tags[f"{TAG}profile"] == "smoke" and float(tags[f"{TAG}seconds"]) > 0
         finished[stage.name] = runs[0]
     assert len(tracker.search(f"tags.`{TAG}table` = 'table2'")) == len(plan.stages)

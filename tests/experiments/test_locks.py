@@ -4,15 +4,13 @@
 within one process too.)
 """
 
-import dataclasses
 import io
 import os
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-import pytest
+from experiment_fakes import CALLS, FAKE_KINDS
 from rich.console import Console
 
 from experiments.locks import lock_path, stage_lock
@@ -20,14 +18,6 @@ from experiments.plan import build_plan, table_variants
 from experiments.runner import Runner
 from experiments.specs import load_spec
 from experiments.tracking import Tracker
-
-
-@pytest.fixture
-def fakes(request):
-    """This folder's conftest (fake stages, CALLS) as pytest loaded it: imported by name, ``conftest``
-    can be another folder's when several test folders run together."""
-    here = str(Path(__file__).with_name("conftest.py"))
-    return next(p for p in request.config.pluginmanager.get_plugins() if getattr(p, "__file__", None) == here)
 
 
 def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
@@ -60,19 +50,13 @@ def test_second_holder_waits_with_a_message_naming_the_first(tmp_path):
     assert not out_dir.exists() and lock_path(out_dir).read_text() == ""  # beside the output folder; released
 
 
-def test_two_runners_on_one_runs_folder_run_each_stage_once(specs, tracker, fakes):
-    started, release = threading.Event(), threading.Event()
-
-    def slow_train(config, inputs, out_dir, on_metrics=None):
-        started.set()
-        assert release.wait(30), "the test never released the stage"
-        return fakes.fake_train(config, inputs, out_dir, on_metrics)
-
-    kinds = {**fakes.FAKE_KINDS, "pretrain": dataclasses.replace(fakes.FAKE_KINDS["pretrain"], run=slow_train)}
+def test_two_runners_on_one_runs_folder_run_each_stage_once(specs, tracker, tmp_path):
+    started, release = tmp_path / "started", tmp_path / "release"
+    hold = {"pretrain.started_file": str(started), "pretrain.wait_for": str(release)}
     spec = load_spec("faketable", specs)
-    plan = build_plan(spec.name, table_variants(spec, specs, "smoke", {}), "smoke", [0], kinds)
+    plan = build_plan(spec.name, table_variants(spec, specs, "smoke", hold), "smoke", [0], FAKE_KINDS)
     logs = [io.StringIO(), io.StringIO()]
-    # two workers as two processes would be: each its own tracker client on the shared store and runs folder
+    # two commands as two processes would be: each its own tracker client on the shared store and runs folder
     runners = [
         Runner(Tracker(tracker.uri, tracker.runs_dir), Console(file=log, width=200), show_progress=False)
         for log in logs
@@ -84,13 +68,15 @@ def test_two_runners_on_one_runs_folder_run_each_stage_once(specs, tracker, fake
 
     first = threading.Thread(target=work, args=(0,))
     first.start()
-    assert started.wait(30)
+    _wait_for(lambda: started.with_name("started.0").exists(), "the first runner to start pretraining", 120)
     second = threading.Thread(target=work, args=(1,))
     second.start()
-    _wait_for(lambda: "waiting for another process running stage" in logs[1].getvalue(), "the second runner to wait")
-    release.set()
-    first.join(60)
-    second.join(60)
+    _wait_for(lambda: "waiting for another process running stage" in logs[1].getvalue(), "the second runner to wait", 120)
+    release.write_text("go")
+    first.join(120)
+    second.join(120)
+    for runner in runners:
+        runner.close()
 
     pretrain = next(sid for sid, s in plan.stages.items() if s.kind.name == "pretrain")
     assert f"running stage {pretrain} (pid {os.getpid()})" in logs[1].getvalue()
@@ -98,4 +84,4 @@ def test_two_runners_on_one_runs_folder_run_each_stage_once(specs, tracker, fake
     assert outcomes[1][pretrain].metrics == outcomes[0][pretrain].metrics
     assert all(o.ok for run in outcomes for o in run.values())
     # every stage ran once, in one runner or the other
-    assert Counter(kind for kind, _ in fakes.CALLS) == Counter(s.kind.name for s in plan.stages.values())
+    assert Counter(kind for kind, _ in CALLS) == Counter(s.kind.name for s in plan.stages.values())

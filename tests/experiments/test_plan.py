@@ -1,5 +1,5 @@
 import pytest
-from conftest import FAKE_KINDS
+from experiment_fakes import FAKE_KINDS
 
 from experiments.plan import build_plan, table_variants
 from experiments.specs import SpecError, load_spec
@@ -106,3 +106,30 @@ def test_kinds_needed_are_those_the_columns_read_and_their_upstream(specs):
     assert kinds_needed(load_spec("faketable", specs), specs) == ["data", "tokenizer", "pretrain", "downstream"]
     # a sweep needs every kind of its pipeline
     assert kinds_needed(load_spec("fakesweep", specs), specs) == ["data", "tokenizer", "pretrain", "downstream"]
+
+
+def test_the_thread_count_is_part_of_the_identity_of_threaded_kinds_only(specs):
+    import dataclasses
+
+    spec = load_spec("faketable", specs)
+    kinds = {**FAKE_KINDS, "data": dataclasses.replace(FAKE_KINDS["data"], threaded=False)}
+
+    def ids(threads):
+        plan = build_plan(spec.name, table_variants(spec, specs, "smoke", {}), "smoke", [0], kinds, threads)
+        assert plan.threads == threads
+        return ids_by_name(plan)
+
+    one, two = ids(1), ids(2)
+    assert one["data"] == two["data"]  # the world does not depend on torch's threads
+    assert all(one[n] != two[n] for n in one if n != "data")
+    assert ids(1) == one
+    with pytest.raises(SpecError, match="threads"):
+        ids(0)
+
+
+def test_negative_seeds_are_refused(specs):
+    with pytest.raises(SpecError, match="seeds must be integers >= 0"):
+        plan_for(specs, seeds=(-1,))
+    (specs / "bad.yaml").write_text((specs / "faketable.yaml").read_text().replace("seeds: [0, 1]", "seeds: [0, -1]"))
+    with pytest.raises(SpecError, match="seeds"):
+        load_spec("bad", specs)

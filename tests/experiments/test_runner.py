@@ -1,7 +1,7 @@
 import shutil
 
 import pytest
-from conftest import CALLS, FAKE_KINDS
+from experiment_fakes import CALLS, FAKE_KINDS
 
 from experiments.plan import build_plan, table_variants
 from experiments.specs import load_spec
@@ -53,8 +53,9 @@ def test_second_run_reuses_every_stage(specs, runner, tracker):
     )
     history = tracker.client.get_metric_history(pretrain.run_id, "loss")
     assert sorted(m.step for m in history) == [0, 1, 2, 2]  # 3 steps + the final value
-    logged = {a.path for a in tracker.client.list_artifacts(pretrain.run_id, "outputs")}
-    assert {"outputs/ckpt", "outputs/_stage.json", "outputs/_config.json"} <= logged
+    # a local store: the files stay in the stage folder only, which the run names
+    assert tags[f"{TAG}out_dir"] == str(pretrain.out_dir) and (pretrain.out_dir / "ckpt" / "model.json").exists()
+    assert tracker.client.list_artifacts(pretrain.run_id) == []
 
 
 def test_changing_one_parameter_reruns_exactly_downstream(specs, runner):
@@ -118,11 +119,18 @@ def test_force_and_rerun(specs, runner):
     assert len(CALLS) == 7
 
 
-def test_outputs_are_restored_from_mlflow_when_local_copy_is_gone(specs, runner, tracker):
+def test_outputs_are_restored_from_a_shared_store_when_local_copy_is_gone(specs, shared_tracker):
+    from experiments.runner import Runner
+
+    runner = Runner(shared_tracker, show_progress=False)
     first = runner.execute(plan_for(specs), "faketable")
-    shutil.rmtree(tracker.runs_dir)
+    pretrain = next(o for o in first.values() if o.stage.name == "pretrain")
+    logged = {a.path for a in shared_tracker.client.list_artifacts(pretrain.run_id, "outputs")}
+    assert {"outputs/ckpt", "outputs/_stage.json", "outputs/_config.json"} <= logged
+    shutil.rmtree(shared_tracker.runs_dir)  # another machine: only the store has the files
     CALLS.clear()
     second = runner.execute(plan_for(specs), "faketable")
+    runner.close()
     assert CALLS == [] and {o.status for o in second.values()} == {"reused"}
     pretrain = next(o for o in second.values() if o.stage.name == "pretrain")
     assert (
@@ -196,6 +204,7 @@ def test_once_per_invocation_runs_a_stage_once_across_executes(specs, tracker):
     assert {
         o.status for o in later.values() if o.stage.name in ("qa", "mc") and o.stage.inputs.get("checkpoint")
     } == {"blocked"}
+    runner.close()
 
 
 def test_quiet_runs_turn_off_the_stages_progress_bars():
@@ -233,3 +242,38 @@ def test_code_version_is_dirty_for_code_changes_not_for_regenerated_reports(tmp_
     assert git_commit(tmp_path) == clean
     (tmp_path / "model.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == clean + "+dirty"
+
+
+def test_a_cached_rerun_imports_no_mlflow(specs, tracker, tmp_path):
+    """Planning and reusing finished stages read the local manifests: MLflow loads only to run a stage."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).resolve().with_name("cli_worker.py")
+    argv = ["run", "faketable", "--seeds", "0", "--quiet", "--specs", str(specs), "--tracking-uri", tracker.uri,
+            "--runs-dir", str(tracker.runs_dir), "--reports-dir", str(tmp_path / "reports")]
+    probe = (
+        "import json, runpy, sys\n"
+        f"sys.argv = [{str(worker)!r}, *{argv!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(worker)!r}, run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "print(json.dumps(sorted(m for m in ('mlflow', 'torch', 'optuna') if m in sys.modules)))\n"
+    )
+    env = {**os.environ}
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert run() == ["mlflow"]  # the first run records every stage
+    assert len(CALLS) == 7
+    CALLS.clear()
+    assert run() == []  # the second reuses them all from the manifests, and writes the report
+    assert CALLS == []
+    assert "(all reused from earlier runs)" in (tmp_path / "reports" / "faketable.md").read_text()

@@ -15,6 +15,12 @@ def test_mask_url_hides_passwords_only():
     assert mask_url("postgresql://bob@db/evilm") == "postgresql://bob@db/evilm"
     assert mask_url("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
     assert "s3cret" not in mask_url(database_url("postgresql://bob:s3cret@db/evilm"))
+    # an empty user, and a password in the query string
+    assert mask_url("postgresql://:s3cret@db/evilm") == "postgresql://:***@db/evilm"
+    assert mask_url("postgresql://db/evilm?user=bob&password=s3cret&sslmode=require") == (
+        "postgresql://db/evilm?user=bob&password=***&sslmode=require"
+    )
+    assert mask_url("mysql://db/x?PWD=s3cret") == "mysql://db/x?PWD=***"
 
 
 def test_params_and_tags_are_masked(tmp_path, template_mlflow):
@@ -32,3 +38,17 @@ def test_journal_storage_urls():
     assert journal_path("journal:///tmp/a/optuna.journal") == Path("/tmp/a/optuna.journal")
     assert journal_path("studies/optuna.log") == Path("studies/optuna.log")
     assert journal_path("postgresql://h/db") is None and journal_path("sqlite:///x.log") is None
+
+
+def test_an_unreachable_store_error_names_it_without_its_password():
+    import pytest
+
+    from experiments.tracking import StoreError, probe_store
+
+    with pytest.raises(StoreError) as err:
+        probe_store("tracking store", "postgresql://bob:s3cret@127.0.0.1:1/evilm?password=s3cret", timeout_s=5)
+    text = str(err.value)
+    assert "\n" not in text and "s3cret" not in text
+    assert text.startswith("cannot reach the tracking store postgresql://bob:***@127.0.0.1:1/evilm?password=***: ")
+    with pytest.raises(StoreError, match="cannot reach the sweep storage http://127.0.0.1:1: .*MLflow server"):
+        probe_store("sweep storage", "http://127.0.0.1:1", timeout_s=5)
