@@ -1,6 +1,7 @@
 """Data throughput: generating the world, loading clips (decord vs PyAV), and data wait in training.
 
     python benchmarks/bench_data.py [--root DIR] [--profile quick] [--clips 384] [--steps 20]
+    python benchmarks/bench_data.py --generation-only   # the world's generation time alone (target: <= 3 min)
 
 1. Generation: the world is generated under ``--root`` (default: a fresh temporary
    directory, so the timing is a real generation), then asked for again to time reuse.
@@ -132,6 +133,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the training process")
+    parser.add_argument("--generation-only", action="store_true", help="time generating the world, nothing else")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -139,6 +141,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp:
         world = bench_generation(args.root or Path(tmp), args.profile, args.workers)
+        if args.generation_only:
+            return
         corpus = text_corpus(world, ["webvid", "msrvtt_qa", "tgif_action", "tgif_transition", "tgif_frame"])
         tokenizer = TextTokenizer.build(corpus, keep_fraction=0.5)
         bench_loading(world, tokenizer, args.clips)

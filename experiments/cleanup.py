@@ -112,3 +112,10 @@ def _size(path: Path) -> int:
 def _mb(size: int) -> str:
     return f"{size / 2**20:.1f} MB"
 
+
+def collect_garbage(runs_dir: Path, tracking_uri: str | None, dry_run: bool = False, console=None) -> int:
+    """The ``gc`` command: delete the stage folders (and leftovers) that no finished run uses; returns how many."""
+    from experiments.tracking import Tracker, quiet_mlflow
+
+    quiet_mlflow()
+    return len(collect(Tracker(tracking_uri, runs_dir), dry_run=dry_run, console=console))

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from experiments import commands
+from experiments import cleanup, commands
 from experiments.commands import Session
 from experiments.plan import StageUnavailable
 from experiments.specs import PROFILES, SpecError, parse_sets, seed_arg, specs_dir
@@ -347,7 +347,7 @@ def cmd_show(args, console: Console) -> int:
 
 
 def cmd_gc(args, console: Console) -> int:
-    commands.collect_garbage(args.runs_dir, args.tracking_uri, dry_run=args.dry_run, console=console)
+    cleanup.collect_garbage(args.runs_dir, args.tracking_uri, dry_run=args.dry_run, console=console)
     return EXIT_OK
 
 

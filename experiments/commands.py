@@ -417,15 +417,6 @@ def _print_sweep(spec, result, console: Console) -> None:
 # --- gc ----------------------------------------------------------------------------------
 
 
-def collect_garbage(runs_dir: Path, tracking_uri: str | None, dry_run: bool = False, console=None) -> int:
-    """``gc``: delete the stage folders (and leftovers) that no finished run uses; returns how many."""
-    from experiments.cleanup import collect
-    from experiments.tracking import Tracker, quiet_mlflow
-
-    quiet_mlflow()
-    return len(collect(Tracker(tracking_uri, runs_dir), dry_run=dry_run, console=console))
-
-
 # --- report, show ------------------------------------------------------------------------
 
 
@@ -451,7 +442,7 @@ def power(session: Session, name: str) -> int:
     """``power``: per compared column of a table, the measured noise and the seeds (and test items) that
     would resolve the paper's difference; returns the number of compared columns printed."""
     from experiments.reporting import collect
-    from experiments.reporting.power import COLUMNS, power_rows
+    from experiments.reporting.power import power_rows, print_power
 
     spec = load_spec(name, session.root)
     if isinstance(spec, SweepSpec):
@@ -459,25 +450,7 @@ def power(session: Session, name: str) -> int:
     target = session.target(spec)
     plan = table_plan(spec, session.root, target.profile, target.seeds, target.overrides)
     rows = power_rows(spec, collect(spec, plan, session.tracker))
-    console = Console()
-    if not rows:
-        console.print(
-            f"{spec.name} ({target.profile}): no compared column has finished runs for both rows "
-            f"(a table with a baseline row is needed; `python -m experiments run {spec.name}` makes the runs)"
-        )
-        return 0
-    table = Table(title=f"{spec.name} ({target.profile}, seeds {', '.join(map(str, target.seeds))}): what it takes")
-    for col in COLUMNS:
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(*r.cells(items_fixed=target.profile == "paper"))
-    console.print(table)
-    console.print(
-        "MDD now: the half-width of the report's 95% bootstrap interval. Planner (normal approximation): "
-        "half-width ≈ 1.96·sqrt(SD_seed²/seeds + SD_item²/items); 80% power needs 2.8 instead of 1.96. "
-        "Seeds: per row, at today's test items. Items: at today's seeds; a generated world's test splits "
-        "grow with `--set data.scale=<factor>` (every pool size times the factor)."
-    )
+    print_power(spec.name, target.profile, target.seeds, rows, Console())
     return len(rows)
 
 

@@ -87,15 +87,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Section 4.1: EdgeNeXt-small on 4 frames of 256x256, BERT hidden 128 / 4 heads,
     # decoder 4 blocks of width 384, 40 text tokens, 9,420 codes.
     "paper": {},
-    # A laptop-CPU model: 4 frames of 96x96 (a 3x3 region grid per frame; 128x128 cost 1.4x the
-    # step time, benchmarks/bench_train.py --image-size). The backbone is a
-    # BatchNorm MobileNetV3 rather than EdgeNeXt: trained from scratch, EdgeNeXt-XX-small stayed
-    # at chance on the main object's colour after 150 steps of 32 clips (300 at 64px; its layer
-    # scale starts at 1e-6, raising it did not help) while MobileNetV3-small-0.5 reached 41%
-    # (chance 15%) after 75 steps, at half the step time. The paper preset keeps EdgeNeXt-small,
-    # which the paper starts from ImageNet weights.
+    # A laptop-CPU model: 4 frames of 96x96 (a 3x3 region grid per frame). The backbone is the world's
+    # small CNN (evilm.models.backbones, stride 32), started from the image prior (evilm.priors) as the
+    # paper starts EdgeNeXt-small from ImageNet; trained from scratch, small backbones did not learn the
+    # world's shapes and actions in a CPU budget (benchmarks/bench_backbone_learning.py).
     "quick": {
-        "video": {"backbone": "mobilenetv3_small_050"},
+        "video": {"backbone": "world_cnn_s32"},
         "text": {"vocab_size": 1000, "hidden_size": 128, "num_heads": 4, "num_layers": 2, "intermediate_size": 256},
         "decoder": {"width": 192, "depth": 2, "num_heads": 4},
         "num_frames": 4,

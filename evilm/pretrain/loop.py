@@ -234,8 +234,10 @@ def _optimizer_step(cfg: PretrainConfig, model: EViLMForPretraining, net: torch.
             with engine.autocast():
                 out = net(batch)
             if shares:
-                out = {k: v * shares[k.removesuffix("_acc")] for k, v in out.items()}
+                out = {k: v * shares[k.split("_")[0]] for k, v in out.items()}  # "vtm_align": VTM's pairs
             loss = sum(cfg.weight(name) * out[name] for name in cfg.losses)
+            if "vtm_align" in out:
+                loss = loss + cfg.vtm_align * out["vtm_align"]
             local = {"loss": loss.item(), **{k: v.item() for k, v in out.items()}}
             averaged = D.mean_over_ranks(local)  # one process: ``local`` itself
             values = {k: averaged[k] for k in local}

@@ -68,3 +68,18 @@ def vtm_pairs(batch_size: int, generator: torch.Generator | None = None) -> torc
     perm = torch.empty(batch_size, dtype=torch.long)
     perm[order] = order.roll(-shift)
     return perm
+
+
+ALIGN_TEMPERATURE = 0.07  # CLIP's initial temperature, kept fixed
+
+
+def align_loss(text: torch.Tensor, text_mask: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    """Contrastive alignment of matched pairs (symmetric InfoNCE over the batch): the mean of the text
+    encoder's tokens ``(B, L, D)`` (``text_mask`` True at words) against the mean of the video encoder's
+    tokens ``(B, N, D)``; pair ``i`` is the positive of row and column ``i``."""
+    weights = text_mask.to(text.dtype).unsqueeze(-1)
+    t = F.normalize((text * weights).sum(1) / weights.sum(1).clamp_min(1.0), dim=-1).float()
+    v = F.normalize(video.mean(1), dim=-1).float()
+    logits = t @ v.T / ALIGN_TEMPERATURE
+    targets = torch.arange(len(t), device=t.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))

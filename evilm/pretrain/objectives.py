@@ -8,7 +8,8 @@
   frames (masked regions zeroed in pixel space) with masked text; the MLM head reads the masked
   words, the MVM head the masked regions (eq. 3). VTM runs on clean inputs: each clip with its own
   caption (label 1) and with another clip's caption from the batch (label 0; 1 if the two captions
-  are the same words), a binary head on CLS.
+  are the same words), a binary head on CLS. With ``vtm_align`` > 0, VTM also aligns the unimodal
+  embeddings of the clean pairs contrastively (``vtm_align``, ``evilm.pretrain.losses.align_loss``).
 
 Under DDP (``evilm.pretrain.loop``) the draws are made for the global batch: ``gather_captions``
 collects every rank's captions and ``rank_shares`` weighs each rank's means by its share of the
@@ -27,7 +28,7 @@ from evilm.data.text import PAD_ID, mask_tokens
 from evilm.models.evilm import EViLM
 from evilm.models.heads import MLMHead, MVMHead, VTMHead
 from evilm.pretrain.config import PretrainConfig
-from evilm.pretrain.losses import IGNORE, mlm_loss, mvm_loss, vtm_loss, vtm_pairs
+from evilm.pretrain.losses import IGNORE, align_loss, mlm_loss, mvm_loss, vtm_loss, vtm_pairs
 from evilm.pretrain.masking import apply_region_mask, make_mask
 from evilm.train import distributed as D
 
@@ -35,10 +36,11 @@ from evilm.train import distributed as D
 class EViLMForPretraining(nn.Module):
     """The E-ViLM backbone plus the heads of the chosen losses."""
 
-    def __init__(self, backbone: EViLM, losses: list[str]):
+    def __init__(self, backbone: EViLM, losses: list[str], vtm_align: bool = False):
         super().__init__()
         self.backbone = backbone
         self.losses = list(losses)
+        self.vtm_align = vtm_align and "vtm" in losses
         cfg = backbone.config
         self.mlm_head = MLMHead(backbone.width, cfg.text.vocab_size) if "mlm" in losses else None
         self.vtm_head = VTMHead(backbone.width) if "vtm" in losses else None
@@ -88,6 +90,8 @@ class EViLMForPretraining(nn.Module):
             )
             logits = self.vtm_head(fused.cls)
             out["vtm"] = vtm_loss(logits, batch["vtm_labels"])
+            if self.vtm_align:
+                out["vtm_align"] = align_loss(text, attn, clean_video)
             out["vtm_acc"] = _accuracy(logits, batch["vtm_labels"])
         return out
 

@@ -63,7 +63,7 @@ def run(
     model_cfg = preset_config(config.model, deep_update(config.model_overrides, overrides))
 
     torch.manual_seed(derived_seed(config.seed, "init"))
-    model = EViLMForPretraining(EViLM(model_cfg), config.losses)
+    model = EViLMForPretraining(EViLM(model_cfg), config.losses, vtm_align=config.vtm_align > 0)
     if inputs.get("video_init"):  # the image prior / ImageNet weights: what the paper's EdgeNeXt starts from
         load_backbone(model.backbone.video_encoder.backbone, inputs["video_init"], model_cfg.video.backbone)
     if "mvm" in config.losses and stride != model.backbone.stride:

@@ -94,3 +94,27 @@ def _items(plan: PowerPlan, z: float) -> str:
     if n is not None and plan.items:
         return f"{n} (data.scale {max(1.0, n / plan.items):.2g})" if n > plan.items else f"{n} (enough now)"
     return "no per-item results" if plan.sd_items is None else "more seeds first"
+
+
+def print_power(name: str, profile: str, seeds: list[int], rows: list[PowerRow], console) -> None:
+    """The ``power`` command's table and the planner's formula (nothing to print: the runs it needs)."""
+    from rich.table import Table
+
+    if not rows:
+        console.print(
+            f"{name} ({profile}): no compared column has finished runs for both rows "
+            f"(a table with a baseline row is needed; `python -m experiments run {name}` makes the runs)"
+        )
+        return
+    table = Table(title=f"{name} ({profile}, seeds {', '.join(map(str, seeds))}): what it takes")
+    for col in COLUMNS:
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(*r.cells(items_fixed=profile == "paper"))
+    console.print(table)
+    console.print(
+        "MDD now: the half-width of the report's 95% bootstrap interval. Planner (normal approximation): "
+        "half-width ≈ 1.96·sqrt(SD_seed²/seeds + SD_item²/items); 80% power needs 2.8 instead of 1.96. "
+        "Seeds: per row, at today's test items. Items: at today's seeds; a generated world's test splits "
+        "grow with `--set data.scale=<factor>` (every pool size times the factor)."
+    )

@@ -11,7 +11,8 @@ from evilm.pretrain.objectives import EViLMForPretraining
 class ToyClips(torch.utils.data.Dataset):
     """Clips whose captions name their colour, codes from the region's mean colour (cached labels)."""
 
-    def __init__(self, n=12, frames=2, size=64, length=8, nan_index=None):
+    def __init__(self, n=12, frames=2, size=64, length=8, nan_index=None, only_colour=False):
+        # only_colour: the caption is the colour word alone, so every mismatched pair is visible
         g = torch.Generator().manual_seed(0)
         self.items = []
         for i in range(n):
@@ -20,7 +21,7 @@ class ToyClips(torch.utils.data.Dataset):
             clip[:, colour] += 0.7
             if i == nan_index:
                 clip[0, 0, 0, 0] = float("nan")
-            words = [10 + colour, 20 + (i % 5), 30]
+            words = [10 + colour, 30] if only_colour else [10 + colour, 20 + (i % 5), 30]
             ids = torch.zeros(length, dtype=torch.long)
             ids[: len(words) + 2] = torch.tensor([2, *words, 3])
             mask = (ids != 0).long()

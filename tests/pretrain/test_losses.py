@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from evilm.pretrain.losses import IGNORE, mlm_loss, mvm_loss, vtm_loss, vtm_pairs
+from evilm.pretrain.losses import IGNORE, align_loss, mlm_loss, mvm_loss, vtm_loss, vtm_pairs
 
 
 def test_mlm_loss_hand_computed():
@@ -68,3 +68,13 @@ def test_mvm_loss_on_masked_logits_only_equals_full():
     full = mvm_loss(logits, codes, mask)
     selected = mvm_loss(logits[mask.flatten(1)], codes, mask)
     assert selected.item() == pytest.approx(full.item(), abs=1e-6)
+
+
+def test_align_loss_is_low_for_aligned_pairs_and_high_for_shuffled_ones():
+    g = torch.Generator().manual_seed(0)
+    video = torch.randn(8, 5, 16, generator=g)
+    text = torch.cat([video.mean(1, keepdim=True).expand(-1, 3, -1), torch.randn(8, 2, 16, generator=g)], 1)
+    mask = torch.tensor([[1, 1, 1, 0, 0]] * 8)  # the padded words must not count
+    aligned = align_loss(text, mask, video)
+    shuffled = align_loss(text[torch.arange(8).roll(1)], mask, video)
+    assert aligned < 0.01 and shuffled > math.log(8)
