@@ -214,7 +214,8 @@ STAGE_KINDS: dict[str, StageKind] = {
             "cost",
             run="evilm.profiling.cost_table:run",
             config="evilm.profiling.cost_table:CostConfig",
-            version="1",
+            # version 2: ``{model}.latency_ms`` is the fastest faithful inference path (``latency_path``)
+            version="2",
         ),
         # The generated video world: every benchmark's annotations and clips in their own formats.
         StageKind(

@@ -42,7 +42,7 @@ def test_table2_smoke_through_the_cli(tmp_path, template_store, monkeypatch, cap
     spec = load_spec("table2", specs_dir())
     plan = table_plan(spec, specs_dir(), "smoke", [0], {})
     assert sorted(s.name for s in plan.stages.values()) == sorted(
-        ["data", "image_prior", "tokenizer", "pretrain", "msrvtt_ret", "didemo_ret"]
+        ["data", "image_prior", "clip_prior", "tokenizer", "pretrain", "msrvtt_ret", "didemo_ret"]
     )
 
     # the store: one FINISHED run per stage, tagged with its table, row and seed
@@ -54,7 +54,7 @@ def test_table2_smoke_through_the_cli(tmp_path, template_store, monkeypatch, cap
         tags = runs[0].data.tags
         assert tags[f"{TAG}table"] == "table2" and tags[f"{TAG}row"] == "evilm"
         assert tags[f"{TAG}seed"] == ("" if stage.seed is None else "0")  # data, the prior and the tokenizer are unseeded
-        assert (stage.seed is None) == (stage.name in ("data", "image_prior", "tokenizer"))
+        assert (stage.seed is None) == (stage.name in ("data", "image_prior", "clip_prior", "tokenizer"))
         assert tags[f"{TAG}profile"] == "smoke" and float(tags[f"{TAG}seconds"]) > 0
         finished[stage.name] = runs[0]
     assert len(tracker.search(f"tags.`{TAG}table` = 'table2'")) == len(plan.stages)

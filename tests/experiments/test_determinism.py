@@ -73,8 +73,8 @@ def test_a_table_twice_in_fresh_processes_logs_the_same_numbers(tmp_path):
 
     spec = load_spec("determinism", specs)
     plan = build_plan(spec.name, table_variants(spec, specs, "smoke", parse_sets(TINY)), "smoke", [0])
-    assert sorted(s.name for s in plan.stages.values()) == ["data", "hmdb51", "image_prior", "msrvtt_qa", "pretrain",
-                                                          "tokenizer"]
+    assert sorted(s.name for s in plan.stages.values()) == ["clip_prior", "data", "hmdb51", "image_prior", "msrvtt_qa",
+                                                          "pretrain", "tokenizer"]
     for sid, stage in plan.stages.items():
         a, b = _logged(first, sid), _logged(second, sid)
         assert a and a == b, f"stage {stage.name} logged other numbers in its second run"
