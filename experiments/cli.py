@@ -18,7 +18,7 @@ from rich.markup import escape
 from experiments import cleanup, commands
 from experiments.commands import Session
 from experiments.plan import StageUnavailable
-from experiments.specs import PROFILES, SpecError, parse_sets, seed_arg, specs_dir
+from experiments.specs import PROFILES, SpecError, parse_sets, seed_arg, specs_dir, whole_number_arg
 from experiments.tracking import StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -132,13 +132,7 @@ def _jobs(p: argparse.ArgumentParser) -> None:
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return whole_number_arg(text, 1, "a count")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -399,17 +399,22 @@ def _model_in(annotation: Any, typing) -> Any:
     return None
 
 
-def seed_arg(text: str) -> int:
-    """A ``--seeds`` value: a whole number >= 0 (NumPy and torch seeds are unsigned)."""
+def whole_number_arg(text: str, minimum: int, what: str = "a whole number") -> int:
+    """A command-line whole number ``>= minimum``, or argparse's error naming ``what``."""
     import argparse
 
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"{what} is a whole number >= {minimum}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{what} is a whole number >= {minimum}, got {value}")
     return value
+
+
+def seed_arg(text: str) -> int:
+    """A ``--seeds`` value: a whole number >= 0 (NumPy and torch seeds are unsigned)."""
+    return whole_number_arg(text, 0, "a seed")
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:

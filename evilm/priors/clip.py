@@ -23,11 +23,10 @@ from evilm.data.text import TextTokenizer
 from evilm.models.video_encoder import create_backbone
 from evilm.models.weights import save_backbone
 from evilm.priors.config import ClipPriorConfig
-from evilm.priors.frames import Normalise, load_frames
+from evilm.priors.frames import Normalise, fit, load_frames
 from evilm.stage import MetricsCallback, StageResult, report
 from evilm.train.checkpoint import derived_seed, generator_for
-from evilm.train.engine import Engine, RunningMeans, check_finite
-from evilm.train.progress import ProgressBar
+from evilm.train.engine import Engine
 
 
 class FrameTextModel(nn.Module):
@@ -73,23 +72,13 @@ def train(config: ClipPriorConfig, frames: torch.Tensor, words: torch.Tensor,
     engine = Engine(model, config.optim, config.steps)
     generator = generator_for(config.seed, "clip prior batches")
     batch = min(config.batch_size, len(frames))
-    window = RunningMeans()
-    bar = ProgressBar(config.progress, total=config.steps, start=0, description="CLIP prior")
-    for step in range(1, config.steps + 1):
+
+    def batch_loss() -> torch.Tensor:
         clips = torch.randperm(len(frames), generator=generator)[:batch]  # distinct clips: one positive each
         which = torch.randint(frames.shape[1], (batch,), generator=generator)
-        engine.zero_grad()
-        loss = model.loss(frames[clips, which], words[clips])
-        check_finite(step, {"clip prior loss": loss.item()})
-        engine.backward(loss)
-        engine.step()
-        window.add({"loss": loss.item()})
-        if step % log_every == 0 or step == config.steps:
-            logged = window.means("clip_prior/train_")
-            report(on_metrics, logged, step)
-            bar.update(step, {"train/loss": logged["clip_prior/train_loss"]})
-            window.reset()
-    bar.close()
+        return model.loss(frames[clips, which], words[clips])
+
+    fit(engine, config.steps, batch_loss, "clip_prior", config.progress, on_metrics, log_every)
     return model
 
 

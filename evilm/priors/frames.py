@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ from evilm.data.records import DataError
 from evilm.data.video import FrameConfig, VideoReadError, load_clip
 from evilm.models.video_encoder import IMAGENET_MEAN, IMAGENET_STD, channels_last
 from evilm.priors.config import PriorData
+from evilm.stage import report
+from evilm.train.engine import RunningMeans, check_finite
+from evilm.train.progress import ProgressBar
 
 MAX_SKIPPED = 0.05  # unreadable clips tolerated in a split
 
@@ -54,3 +58,24 @@ class Normalise(torch.nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().div(255.0) if images.dtype == torch.uint8 else images
         return channels_last((x - self.mean) / self.std)
+
+
+def fit(engine: Any, steps: int, batch_loss: Callable[[], torch.Tensor], name: str, progress: bool,
+        on_metrics: Any = None, log_every: int = 50) -> None:
+    """The priors' training loop: ``steps`` engine steps on ``batch_loss()`` (a fresh batch's loss each
+    call), the mean loss reported as ``<name>/train_loss`` every ``log_every`` steps and at the end."""
+    window = RunningMeans()
+    bar = ProgressBar(progress, total=steps, start=0, description=name.replace("_", " "))
+    for step in range(1, steps + 1):
+        engine.zero_grad()
+        loss = batch_loss()
+        check_finite(step, {f"{name.replace('_', ' ')} loss": loss.item()})
+        engine.backward(loss)
+        engine.step()
+        window.add({"loss": loss.item()})
+        if step % log_every == 0 or step == steps:
+            logged = window.means(f"{name}/train_")
+            report(on_metrics, logged, step)
+            bar.update(step, {"train/loss": logged[f"{name}/train_loss"]})
+            window.reset()
+    bar.close()

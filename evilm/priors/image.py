@@ -24,11 +24,10 @@ from evilm.data.synthetic import load_scenes
 from evilm.models.video_encoder import create_backbone
 from evilm.models.weights import save_backbone
 from evilm.priors.config import ImagePriorConfig
-from evilm.priors.frames import Normalise, load_frames
+from evilm.priors.frames import Normalise, fit, load_frames
 from evilm.stage import MetricsCallback, StageResult, report
 from evilm.train.checkpoint import derived_seed, generator_for
-from evilm.train.engine import Engine, RunningMeans, check_finite
-from evilm.train.progress import ProgressBar
+from evilm.train.engine import Engine
 
 ATTRIBUTES = {"shape": SHAPES, "colour": list(COLOURS), "texture": TEXTURES, "size": list(SIZES)}
 MAX_OBJECTS = 3
@@ -99,22 +98,12 @@ def train(config: ImagePriorConfig, images: torch.Tensor, presence: torch.Tensor
     model = FrameClassifier(config.backbone)
     engine = Engine(model, config.optim, config.steps)
     generator = generator_for(config.seed, "image prior batches")
-    window = RunningMeans()
-    bar = ProgressBar(config.progress, total=config.steps, start=0, description="image prior")
-    for step in range(1, config.steps + 1):
+
+    def batch_loss() -> torch.Tensor:
         rows = torch.randint(len(images), (config.batch_size,), generator=generator)
-        engine.zero_grad()
-        loss = model.loss(images[rows], presence[rows], count[rows])
-        check_finite(step, {"image prior loss": loss.item()})
-        engine.backward(loss)
-        engine.step()
-        window.add({"loss": loss.item()})
-        if step % log_every == 0 or step == config.steps:
-            logged = window.means("image_prior/train_")
-            report(on_metrics, logged, step)
-            bar.update(step, {"train/loss": logged["image_prior/train_loss"]})
-            window.reset()
-    bar.close()
+        return model.loss(images[rows], presence[rows], count[rows])
+
+    fit(engine, config.steps, batch_loss, "image_prior", config.progress, on_metrics, log_every)
     return model
 
 
