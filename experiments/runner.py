@@ -178,6 +178,9 @@ class Runner:
         outcomes: dict[str, Outcome] = {}
         running: dict[str, _Running] = {}
         waiting: dict[str, str] = {}  # stage id -> pid of the other process running it
+        # stages found unfinished in the store: not looked up again at every poll (a lookup is a store
+        # query); the lookup under the stage's lock, before it starts, still catches another process's run
+        unfinished: set[str] = set()
         progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -187,7 +190,7 @@ class Runner:
             disable=not self.show_progress,
         )
         lanes = self.lanes(plan.threads)
-        context = (plan, experiment, parent_run_id, dict(tags or {}), forced, progress)
+        context = (plan, experiment, parent_run_id, dict(tags or {}), forced, progress, unfinished)
         with progress:
             try:
                 while len(outcomes) < len(plan.stages):
@@ -208,7 +211,7 @@ class Runner:
 
     def _start_ready(self, context, outcomes, running, waiting, lanes: Lanes) -> None:
         """Decide every stage whose inputs are done: blocked, reused, or started in a free lane."""
-        plan, experiment, parent_run_id, extra_tags, forced, progress = context
+        plan, experiment, parent_run_id, extra_tags, forced, progress, unfinished = context
         console = progress.console
         for sid, stage in plan.stages.items():
             if sid in outcomes or sid in running:
@@ -231,11 +234,12 @@ class Runner:
                 )
                 continue
             fresh = sid in forced
-            reused = None if fresh or sid in waiting else self.reuse(stage)
+            reused = None if fresh or sid in waiting or sid in unfinished else self.reuse(stage)
             if reused is not None:
                 outcomes[sid] = reused
                 console.print(f"[dim]reused[/dim] {_label(stage)} [dim]{sid}[/dim]")
                 continue
+            unfinished.add(sid)
             alone = stage.kind.exclusive
             if not lanes.can_start(alone):
                 if alone:
