@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from evilm.tasks import task_config
+from evilm.tasks.metrics import rank_queries, retrieval_metrics
 from evilm.tasks.retrieval import contrastive_loss, rerank
 from evilm.tasks.retrieval import run as run_retrieval
 
@@ -33,19 +34,45 @@ def test_rerank_reorders_only_the_top_k():
     assert out[0].argsort(descending=True).tolist() == [2, 1, 0, 3]
 
 
+def test_recall_at_10_of_a_hand_made_ranking_of_more_than_10_videos():
+    """The stage's ranking (texts @ videos.T, then rank_queries) on hand-made embeddings: with 12
+    videos, R@10 can and here does fall short of 100."""
+    n = 12
+    videos = torch.eye(n)
+    # text i matches video i with similarity 1 and scores i other videos higher (similarity 2):
+    # its correct video is at rank i + 1
+    texts = torch.eye(n)
+    for i in range(n):
+        others = [j for j in range(n) if j != i][:i]
+        texts[i, others] = 2.0
+    ranking = rank_queries(texts @ videos.T)
+    assert ranking.ranks().tolist() == [float(i + 1) for i in range(n)]
+    m = retrieval_metrics(ranking)
+    assert m["R@1"] == pytest.approx(100 / 12) and m["R@5"] == pytest.approx(500 / 12)
+    assert m["R@10"] == pytest.approx(1000 / 12) and m["MdR"] == 6.5 and m["tied_queries"] == 0
+
+
 def test_finetuned_and_zero_shot_retrieval_on_the_smoke_world(smoke_world, smoke_model_file, tmp_path):
     cfg = task_config("retrieval", "smoke", {"mc_benchmark": "msrvtt_mc", "train": {"progress": False, "train_items": 8}})
     result = run_retrieval(cfg, {"data": smoke_world, "pretrained": smoke_model_file}, tmp_path / "ft")
     m = result.metrics
     assert m["msrvtt_ret/queries"] == 6 and m["msrvtt_ret/videos"] == 6
-    assert 0 <= m["msrvtt_ret/R@1"] <= m["msrvtt_ret/R@5"] <= m["msrvtt_ret/R@10"] == 100.0
+    # 6 candidates: every rank is <= 6, so R@10 = 100 whatever the model does (it is its chance level)
+    assert m["msrvtt_ret/chance_R@10"] == 100.0 and m["msrvtt_ret/chance_R@5"] == pytest.approx(500 / 6)
     per_item = json.loads(result.artifacts["per_item"].read_text())
-    ranks = [item["rank"] for item in per_item["items"]]
-    assert per_item["ties"] == "random" and len(ranks) == 6
-    # R@1 gives a tie its expected share: 1 / (the tied videos) when none scores higher
-    credit = [1 / (i["tied"] + 1) if i["higher"] == 0 else 0.0 for i in per_item["items"]]
-    assert m["msrvtt_ret/R@1"] == pytest.approx(100 * sum(credit) / 6)
-    assert m["msrvtt_ret/tied_queries"] == sum(i["tied"] > 0 for i in per_item["items"])
+    items = per_item["items"]
+    assert per_item["ties"] == "random" and len(items) == 6
+    # each query's place among the 6 videos: h strictly higher, t others tied, 1 + h + t <= 6
+    assert all(i["higher"] + i["tied"] <= 5 and i["rank"] == 1 + i["higher"] + i["tied"] / 2 for i in items)
+    # every R@k and rank statistic recomputed by hand from those places: a random tie-break puts the
+    # correct video at each of its t + 1 tied places with equal chance
+    for k in (1, 5, 10):
+        credit = [max(0, min(k - i["higher"], i["tied"] + 1)) / (i["tied"] + 1) for i in items]
+        assert m[f"msrvtt_ret/R@{k}"] == pytest.approx(100 * sum(credit) / 6), k
+    ranks = sorted(i["rank"] for i in items)
+    assert m["msrvtt_ret/MnR"] == pytest.approx(sum(ranks) / 6)
+    assert m["msrvtt_ret/MdR"] == pytest.approx((ranks[2] + ranks[3]) / 2)
+    assert m["msrvtt_ret/tied_queries"] == sum(i["tied"] > 0 for i in items)
     mc = json.loads(result.artifacts["per_item_mc"].read_text())["items"]
     assert len(mc) == 6
     assert m["msrvtt_ret/msrvtt_mc_acc"] == pytest.approx(100 * sum(i["correct"] for i in mc) / 6)
