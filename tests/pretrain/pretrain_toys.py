@@ -35,6 +35,38 @@ class ToyClips(torch.utils.data.Dataset):
         return self.items[i]
 
 
+class SquareClips(torch.utils.data.Dataset):
+    """Clips of a square of one of 3 colours on a background of a random tint; the caption names the
+    square's colour, which is also each item's ``label`` (a probe target). The clip's mean colour says
+    little about the label (the tint outweighs the square), so an encoder at its random initialisation
+    reads it poorly; one pre-trained on the captions learns to. ``collate`` serves
+    ``evilm.tasks.linear_probe.extract_features``."""
+
+    def __init__(self, n=60, seed=0, frames=2, size=64, square=32, length=8):
+        g = torch.Generator().manual_seed(seed)
+        self.items = []
+        for i in range(n):
+            colour = i % 3
+            clip = torch.rand(frames, 3, size, size, generator=g) * 0.2 + torch.rand(1, 3, 1, 1, generator=g) * 0.7
+            y, x = torch.randint(size - square + 1, (2,), generator=g).tolist()
+            clip[:, :, y : y + square, x : x + square] = torch.rand(frames, 3, square, square, generator=g) * 0.2
+            clip[:, colour, y : y + square, x : x + square] += 0.7
+            ids = torch.zeros(length, dtype=torch.long)
+            ids[:4] = torch.tensor([2, 10 + colour, 30, 3])
+            self.items.append({"frames": clip, "input_ids": ids, "attention_mask": (ids != 0).long(),
+                               "codes": torch.full((frames, 2, 2), colour, dtype=torch.long),
+                               "label": colour, "index": i})
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def collate(self, items):
+        return {"skipped": [], **torch.utils.data.default_collate(items)}
+
+
 def smoke_model(losses, seed=0):
     torch.manual_seed(seed)
     return EViLMForPretraining(create_model("smoke"), losses)

@@ -1,14 +1,17 @@
+import copy
 import json
 import math
 
 import pytest
 import torch
-from pretrain_toys import ToyClips, config, smoke_model
+from pretrain_toys import SquareClips, ToyClips, config, smoke_model
 
 from evilm.models import create_model
 from evilm.pretrain.loop import pretrain
 from evilm.pretrain.objectives import EViLMForPretraining
 from evilm.pretrain.pretrained import load_pretrained
+from evilm.tasks.config import FinetuneSettings, LinearProbeConfig
+from evilm.tasks.linear_probe import extract_features, train_probe
 from evilm.train.runtime import EpochBatchSampler, NonFiniteLossError
 
 
@@ -82,3 +85,35 @@ def test_pretraining_learns_the_toy_clips_below_chance_losses(tmp_path):
     mean = {k: sum(f[k] for f in finals) / 2 for k in finals[0]}
     assert mean["vtm"] < 0.75 * math.log(2) and mean["vtm_acc"] > 0.7, finals
     assert mean["mlm"] < 0.25 * math.log(model.backbone.config.text.vocab_size), finals
+
+
+def probe_top1(backbone, train_clips, test_clips):
+    """Top-1 (%) on ``test_clips`` of the linear probe (evilm.tasks.linear_probe, default settings) fitted
+    on ``train_clips``' frozen, mean-pooled features."""
+    settings = FinetuneSettings(device="cpu", progress=False)
+    cpu = torch.device("cpu")
+    x_train, y_train, _ = extract_features(backbone, train_clips, settings, cpu, "mean", "probe train")
+    x_test, y_test, _ = extract_features(backbone, test_clips, settings, cpu, "mean", "probe test")
+    probe = train_probe(x_train, y_train, 3, LinearProbeConfig(), seed=0)
+    with torch.no_grad():
+        return 100.0 * (probe(x_test).argmax(-1) == y_test).float().mean().item()
+
+
+def test_a_probe_on_the_pretrained_encoder_beats_one_on_random_init(tmp_path):
+    """Captions name the colour of a square on a randomly tinted background (SquareClips). A linear probe
+    on the frozen encoder, fitted on 30 clips and scored on 60 others (none seen in pre-training), reads
+    the square's colour far better after 300 steps of VTM (with its alignment term) than from the same
+    encoder at its random initialisation (chance 33%). Fails if pre-training does not reach the encoder.
+
+    Seeds 0-3 measured: random init 37-45%, pre-trained 87-95%."""
+    cfg = config(losses=["vtm"], epochs=1, max_steps=300, batch_size=6, vtm_align=1.0, seed=0,
+                 optim={"lr": 2e-3, "warmup_ratio": 0.1})
+    torch.manual_seed(0)
+    model = EViLMForPretraining(create_model("smoke"), cfg.losses, vtm_align=True)
+    random_init = copy.deepcopy(model.backbone)
+    pretrain(cfg, model, SquareClips(n=60, seed=10), tmp_path)
+    train_clips, test_clips = SquareClips(n=30, seed=1), SquareClips(n=60, seed=2)
+    top1 = {name: probe_top1(backbone, train_clips, test_clips)
+            for name, backbone in (("random init", random_init), ("pre-trained", model.backbone))}
+    assert top1["random init"] < 60.0, top1  # the clips are not trivial for a random encoder
+    assert top1["pre-trained"] > 75.0 and top1["pre-trained"] > top1["random init"] + 25.0, top1
