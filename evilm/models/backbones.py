@@ -2,7 +2,7 @@
 
 The quick profile's frames are 96 px with simple coloured shapes on textured noise. A plain
 ResNet-style net (one basic block per stage, widths 32-256, output stride 32) learns the world's
-attributes faster per CPU second than the mobile nets timm ships (benchmarks/bench_learning.py),
+attributes faster per CPU second than the mobile nets timm ships (benchmarks/bench_backbone_learning.py),
 so it is the quick backbone. It is a timm ``ByobNet``: ``timm.create_model("world_cnn_s32")``
 builds it like any other backbone, once this module is imported (``evilm.models.video_encoder``
 does).

@@ -27,7 +27,7 @@ train on exactly what one process would:
 
 Two things differ from one process by design: dropout masks (each rank draws its own, seeded by
 (seed, step, rank) so that a resumed run repeats them), and BatchNorm statistics, which DDP
-computes per rank over ``batch_size / W`` clips (the ``quick`` preset's MobileNetV3 has
+computes per rank over ``batch_size / W`` clips (the ``quick`` preset's world CNN has
 BatchNorm; ``smoke`` and ``paper`` use EdgeNeXt, LayerNorm only).
 """
 

@@ -29,6 +29,11 @@ class QuantizerConfig:
     codebook_size: int = 9420  # M, Section 4.1
     code_dim: int = 32  # D
     beta: float = 1.0  # commitment weight; eq. 7 as printed weighs both terms by 1
+    # "random": unit vectors drawn at random, as the paper writes. "data": at the first training step the
+    # codes are set to that batch's (l2-normalised) encoder outputs, as BEiT v2's quantizer can: random codes
+    # far from where the encoder's outputs lie are never chosen, and a short training budget collapses onto
+    # the few that are. Not re-seeding: it happens once, before any code has been trained.
+    init: Literal["random", "data"] = "random"
     ema: bool = False
     ema_decay: float = 0.99
     reseed_dead: bool = False
@@ -260,8 +265,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "image_size": 96,
         # One epoch of ~60 steps over the world's ~1,900 WebVid clips; when re-seeding is turned on
-        # (a sweep, not Table 6), dead codes are checked every 10 steps.
-        "quantizer": {"reseed_every": 10},
+        # (a sweep, not Table 6), dead codes are checked every 10 steps. Codes start at the first batch's
+        # encoder outputs: from random codes, the default tokenizer's evaluation-mode codes collapsed onto
+        # 5 of 9,420 (with EMA codes 6, after 4 epochs 5), and its codes->colour probe sat at chance.
+        "quantizer": {"reseed_every": 10, "init": "data"},
         # A CNN encoder, the quick video encoder's own architecture, started from the CLIP-analogue
         # prior (input ``encoder_init``), which trains that backbone: a ViT from scratch left every
         # semantic probe at chance after 2 epochs; the paper's ViT is kept for the paper preset.
@@ -272,10 +279,13 @@ PRESETS: dict[str, dict[str, Any]] = {
             "decoder_depth": 2,
             "decoder_heads": 4,
         },
-        "pixel": {"hidden": 16, "max_hidden": 64, "code_embed_dim": 64},
+        # KL weight 1 flattened the dVAE's posterior onto the uniform prior within its ~60 steps (0.002 nats
+        # per code), so every evaluation-mode argmax was one code; at 0.05 it used 516 codes
+        "pixel": {"hidden": 16, "max_hidden": 64, "code_embed_dim": 64, "kl_weight": 0.05},
         # the image-analogue prior (input ``perceptual_features``) is trained on 96 px frames
         "perceptual": {"hidden": 16, "max_hidden": 64, "feature_size": 96},
-        "train": {"epochs": 1, "batch_size": 32, "optim": {"lr": 1e-3}},
+        # the paper's tokenizer learning rate (2e-4); 1e-3 collapsed the codes even from data-initialised ones
+        "train": {"epochs": 1, "batch_size": 32, "optim": {"lr": 2e-4}},
         "data": {"frame_cache": FRAME_CACHE},
     },
     # Tests: 2 frames of 64x64 (a 2x2 grid), a 64-code book, one narrow block everywhere.

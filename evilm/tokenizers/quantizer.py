@@ -8,8 +8,12 @@ quantized vector onto the encoder output.
 
 By default the codebook is trained by gradient, with the two terms of eq. 7:
 ``|sg[z] - z_q|^2`` (moves codes) + ``beta * |z - sg[z_q]|^2`` (commits the
-encoder). Two common remedies for codebook collapse are options, off by default,
+encoder). Three common remedies for codebook collapse are options, off by default,
 so that turning them on is an explicit ablation:
+
+* ``init: data``: the codes start at the encoder outputs of the first training
+  batch (BEiT v2's quantizer does this with k-means), so that every code starts
+  where inputs can reach it.
 
 * ``ema``: codes follow an exponential moving average of the (normalised)
   encoder outputs assigned to them, as in VQ-VAE-2 / BEiT v2; the codebook term
@@ -49,6 +53,8 @@ class VectorQuantizer(nn.Module):
         if cfg.ema:
             self.register_buffer("ema_count", torch.ones(cfg.codebook_size))
             self.register_buffer("ema_sum", weight.clone())
+        if cfg.init == "data":
+            self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
         if cfg.reseed_dead:
             self.register_buffer("hits_since_check", torch.zeros(cfg.codebook_size))
             self.register_buffer("steps_since_check", torch.zeros((), dtype=torch.long))
@@ -80,8 +86,10 @@ class VectorQuantizer(nn.Module):
         if z.shape[-1] != self.cfg.code_dim:
             raise ValueError(f"quantizer expects vectors of size {self.cfg.code_dim}, got shape {tuple(z.shape)}")
         z = F.normalize(z, dim=-1)
-        codebook = self.normalized_codebook()
         flat = z.reshape(-1, z.shape[-1])
+        if self.cfg.init == "data" and self.training and not bool(self.initialised):
+            self._init_from(flat.detach())
+        codebook = self.normalized_codebook()
         with torch.no_grad():
             codes = self._assign(flat.detach(), codebook.detach())
         z_q = F.embedding(codes, codebook).view_as(z)
@@ -102,6 +110,23 @@ class VectorQuantizer(nn.Module):
             codebook_loss=codebook_loss,
             commit_loss=commit_loss,
         )
+
+    @torch.no_grad()
+    def _init_from(self, flat: torch.Tensor) -> None:
+        """Codes := distinct inputs of this batch where there are enough, the rest drawn again with a
+        small perturbation (so that no two codes coincide)."""
+        n, size = len(flat), self.cfg.codebook_size
+        picks = torch.randperm(n, device=flat.device)[:size]
+        if n < size:
+            picks = torch.cat([picks, torch.randint(n, (size - n,), device=flat.device)])
+        codes = flat[picks].clone()
+        if n < size:
+            codes[n:] += torch.randn_like(codes[n:]) * (0.5 / flat.shape[1] ** 0.5)
+        codes = F.normalize(codes, dim=-1)
+        self.codebook.data.copy_(codes)
+        if self.cfg.ema:
+            self.ema_sum.copy_(codes)
+        self.initialised.fill_(True)
 
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:

@@ -96,3 +96,33 @@ def test_dead_codes_are_reseeded_onto_batch_vectors():
 def test_wrong_code_dim_is_a_clear_error():
     with pytest.raises(ValueError, match="vectors of size 4"):
         make_vq()(torch.randn(2, 3))
+
+
+def test_data_init_puts_every_code_where_the_first_batch_lies_and_happens_once():
+    # Inputs in a narrow cone that random unit codes mostly miss: data init spreads the codes over it.
+    torch.manual_seed(1)
+    direction = F.normalize(torch.ones(4), dim=0)
+    cone = F.normalize(direction + 0.2 * torch.randn(64, 4), dim=-1)
+    random_vq, data_vq = make_vq(codebook_size=16), make_vq(codebook_size=16, init="data")
+    with torch.no_grad():
+        data_vq(cone)
+    assert bool(data_vq.initialised)
+    # every code is one of the inputs (64 inputs >= 16 codes): inside the cone
+    assert (data_vq.normalized_codebook() @ direction).min() >= (cone @ direction).min() - 1e-6
+    assert len(data_vq.nearest(cone).unique()) > len(random_vq.nearest(cone).unique())
+    first = data_vq.codebook.detach().clone()
+    data_vq(torch.randn(64, 4))  # later batches do not re-initialise
+    assert torch.equal(first, data_vq.codebook.detach())
+
+
+def test_data_init_with_fewer_inputs_than_codes_keeps_codes_distinct():
+    vq = make_vq(codebook_size=16, init="data")
+    vq(torch.randn(5, 4))
+    codes = vq.normalized_codebook()
+    assert len(torch.unique(codes, dim=0)) == 16
+
+
+def test_data_init_waits_for_training_mode():
+    vq = make_vq(init="data").eval()
+    vq(torch.randn(8, 4))
+    assert not bool(vq.initialised)
