@@ -75,6 +75,13 @@ class ColumnRefs:
         return next((r for r in self.refs if r.kind == "chance"), None)
 
 
+# "Likely a bug" needs a cell below chance at 99.9%, not 95%: a report checks some 50 cells, and at 95% one
+# cell of an indifferent model would be flagged in most reports. A cell under chance at 95% only is marked
+# "below floor" (chance is one of its floors).
+BUG_LEVEL = 0.999
+BUG_BOOTSTRAPS = 20000
+
+
 @dataclass
 class FloorCheck:
     """A cell against its best floor."""
@@ -237,7 +244,8 @@ def check_cell(cell: Cell, refs: ColumnRefs, skip: str | None = None) -> FloorCh
     else:
         interval = diff_interval(cell.values, floor.values, cell.items, floor.items)
     chance = refs.chance()
-    below_chance = chance is not None and here.shifted(chance.mean).direction() < 0
+    below_chance = chance is not None and mean_interval(
+        cell.values, cell.items, n_boot=BUG_BOOTSTRAPS, level=BUG_LEVEL).shifted(chance.mean).direction() < 0
     return FloorCheck(floor, interval, below_chance)
 
 
@@ -261,7 +269,7 @@ def floors_section(spec: TableSpec, floors: Floors) -> list[str]:
         f"other lines are the rows of the calibration report with a role{floors.source}, as mean "
         "[95% bootstrap interval]. A measured cell is marked *~ floor* when the 95% interval of (cell − its "
         "best floor) spans 0, *below floor* when it lies under 0, and *below chance: likely a bug* when the "
-        "cell is significantly under chance. Best floor: the highest of chance, the rules and the floors.",
+        "cell is under chance at the 99.9% level (a report checks many cells). Best floor: the highest of chance, the rules and the floors.",
         "",
     ]
     if labels:
