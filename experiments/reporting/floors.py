@@ -63,6 +63,7 @@ class Reference:
 class ColumnRefs:
     refs: list[Reference] = field(default_factory=list)
     note: str = ""  # why calibration lines are missing, or which calibration column was matched
+    test_items: int | None = None  # the size of the column's test set, as its stage logged it
 
     def floors(self) -> list[Reference]:
         return [r for r in self.refs if r.kind != "ceiling"]
@@ -203,6 +204,9 @@ def metric_refs(
         if values:
             logged.append(Reference(ref_label, kind, [float(np.mean(values))]))
     out.refs = logged + out.refs
+    prefix = metric.rpartition("/")[0]
+    sizes = [m[metric_key(f"{prefix}/test_items")] for m in run_metrics if prefix and metric_key(f"{prefix}/test_items") in m]
+    out.test_items = int(max(sizes)) if sizes else None
     return out
 
 
@@ -269,11 +273,14 @@ def floors_section(spec: TableSpec, floors: Floors) -> list[str]:
         f"other lines are the rows of the calibration report with a role{floors.source}, as mean "
         "[95% bootstrap interval]. A measured cell is marked *~ floor* when the 95% interval of (cell − its "
         "best floor) spans 0, *below floor* when it lies under 0, and *below chance: likely a bug* when the "
-        "cell is under chance at the 99.9% level (a report checks many cells). Best floor: the highest of chance, the rules and the floors.",
+        "cell is under chance at the 99.9% level (a report checks many cells). Best floor: the highest of "
+        "chance, the rules and the floors. Test items: the size of each column's test set.",
         "",
     ]
     if labels:
         rows = []
+        if any(refs[c.id].test_items for c in cols):
+            rows.append(["test items", *(f"{refs[c.id].test_items:,}" if refs[c.id].test_items else "—" for c in cols)])
         for label, kind in labels.items():
             cells = []
             for c in cols:

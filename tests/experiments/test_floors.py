@@ -2,6 +2,7 @@
 report's floors and ceiling, the ~ floor / below chance marks, and the plots' reference lines."""
 
 import struct
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,12 +22,15 @@ from experiments.reporting import (
 from experiments.reporting.floors import (
     Calibration,
     ColumnRefs,
+    Floors,
     Reference,
     check_cell,
+    floors_section,
     load_calibration,
+    metric_refs,
     reference_metrics,
 )
-from experiments.specs import FigureSpec, load_spec
+from experiments.specs import Column, FigureSpec, load_spec
 
 CALIBRATION = """\
 kind: table
@@ -202,3 +206,11 @@ def test_figure_without_paper_values_has_no_empty_panel(tmp_path):
     )
     plot_figure(spec, Measured(cells, {}, []), with_paper, floors)
     assert _png_width(with_paper) > 1.6 * _png_width(alone)  # two panels only when the paper has values
+
+
+def test_the_reference_block_gives_each_column_its_test_set_size():
+    refs = metric_refs("qa/acc", 100.0, [{"qa/chance": 0.2, "qa/test_items": 1076.0}], Calibration(note=""))
+    assert refs.test_items == 1076 and refs.chance().mean == 20.0
+    spec = SimpleNamespace(columns=[Column(id="qa", label="QA", stage="qa", metric="qa/acc")])
+    lines = floors_section(spec, Floors({"qa": refs}))
+    assert "| test items | 1,076 |" in "\n".join(lines)
