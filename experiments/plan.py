@@ -74,6 +74,12 @@ class Plan:
         stage_id = self.lookup.get((variant, stage, seed))
         return self.stages.get(stage_id) if stage_id else None
 
+    def critical_first(self) -> list[str]:
+        """Stage ids, those with the most stages downstream first (plan order among equals): with lanes,
+        the runner starts a shared tokenizer or pre-training before a row's last fine-tuning."""
+        descendants = {sid: len(self.downstream_of(sid)) for sid in self.stages}
+        return sorted(self.stages, key=lambda sid: -descendants[sid])
+
     def downstream_of(self, stage_id: str) -> set[str]:
         out: set[str] = set()
         for sid, stage in self.stages.items():  # upstream first, so one pass suffices

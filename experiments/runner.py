@@ -190,7 +190,8 @@ class Runner:
             disable=not self.show_progress,
         )
         lanes = self.lanes(plan.threads)
-        context = (plan, experiment, parent_run_id, dict(tags or {}), forced, progress, unfinished)
+        context = (plan, experiment, parent_run_id, dict(tags or {}), forced, progress, unfinished,
+                   plan.critical_first())
         with progress:
             try:
                 while len(outcomes) < len(plan.stages):
@@ -211,9 +212,10 @@ class Runner:
 
     def _start_ready(self, context, outcomes, running, waiting, lanes: Lanes) -> None:
         """Decide every stage whose inputs are done: blocked, reused, or started in a free lane."""
-        plan, experiment, parent_run_id, extra_tags, forced, progress, unfinished = context
+        plan, experiment, parent_run_id, extra_tags, forced, progress, unfinished, order = context
         console = progress.console
-        for sid, stage in plan.stages.items():
+        for sid in order:
+            stage = plan.stages[sid]
             if sid in outcomes or sid in running:
                 continue
             upstream = list(stage.inputs.values())

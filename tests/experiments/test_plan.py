@@ -72,6 +72,17 @@ def test_downstream_of(specs):
     assert names == {"pretrain", "qa", "mc"}
 
 
+def test_stages_with_more_downstream_start_first(specs):
+    plan = plan_for(specs)
+    order = plan.critical_first()
+    assert sorted(order) == sorted(plan.stages)
+    counts = [len(plan.downstream_of(sid)) for sid in order]
+    assert counts == sorted(counts, reverse=True)
+    # the "none" row's qa comes before the "mvm" row's tokenizer in plan order, not in start order
+    qa_none, tok = plan.lookup[("none", "qa", 0)], plan.lookup[("mvm", "tokenizer", 0)]
+    assert order.index(tok) < order.index(qa_none)
+
+
 def test_bad_override_names_the_layer_and_a_close_match(specs):
     with pytest.raises(SpecError) as err:
         plan_for(specs, cli_set={"pretrian.lr": 0.2})
