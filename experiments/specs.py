@@ -99,6 +99,9 @@ class Column(_Strict):
     fmt: str = ".1f"
     higher_is_better: bool = True
     per_item: bool = True  # whether the stage's per-item results exist for this metric
+    # a metric some rows' stages do not have (a tokenizer that does not reconstruct has no PSNR): a finished
+    # run without it reads "—", not a missing run
+    optional: bool = False
 
 
 class Row(_Strict):

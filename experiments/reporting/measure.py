@@ -63,6 +63,8 @@ def collect(spec: TableSpec, plan: Plan, tracker: Tracker) -> Measured:
                     by_stage[stage.id] = tracker.finished_run(stage.id)
                 run = by_stage[stage.id]
                 key = metric_key(metric)
+                if run is not None and key not in run.data.metrics and col.optional:
+                    continue  # the row's method has no such measure
                 if run is None or key not in run.data.metrics:
                     missing.append(
                         f"{row.id}/{col.id}/seed{seed}" + ("" if run is None else f" (no metric '{metric}')")

@@ -72,6 +72,19 @@ def test_report_degrades_without_runs_or_seeds(specs, runner, tracker, tmp_path)
     assert "Missing runs" not in text
 
 
+def test_an_optional_column_a_finished_run_lacks_is_not_a_missing_run(specs, runner, tracker, tmp_path):
+    text = (specs / "faketable.yaml").read_text()
+    extra = "  - {id: psnr, label: PSNR, stage: qa, metric: psnr, per_item: false%s}\nrows:"
+    (specs / "faketable.yaml").write_text(text.replace("rows:", extra % "", 1))
+    spec, plan = plan_for(specs, [0])
+    runner.execute(plan, "faketable")
+    assert "(no metric 'psnr')" in write_table_report(spec, plan, tracker, tmp_path, "a", {}).read_text()
+    (specs / "faketable.yaml").write_text(text.replace("rows:", extra % ", optional: true", 1))
+    spec, plan = plan_for(specs, [0])
+    report = write_table_report(spec, plan, tracker, tmp_path, "b", {}).read_text()
+    assert "Missing runs" not in report and "| PSNR |" in report
+
+
 def test_bootstrap_interval():
     rng = np.random.default_rng(0)
     base = [rng.random(400) < 0.5 for _ in range(3)]
