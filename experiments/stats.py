@@ -74,8 +74,8 @@ def diff_interval(
     paired = _aligned(row_items, base_items)
     if paired is not None:
         r, b = paired  # (seeds, items)
-        weights = _item_weights(rng, r.shape[1], n_boot)
-        boots = _seed_means(rng, weights @ r.T) - _seed_means(rng, weights @ b.T)
+        draws = _item_draws(rng, r.shape[1], n_boot)
+        boots = _seed_means(rng, _resampled_means(r, draws)) - _seed_means(rng, _resampled_means(b, draws))
         source = "seeds x items" if min(r.shape[0], b.shape[0]) > 1 else "items"
         return Interval(diff, *np.quantile(boots, [alpha, 1 - alpha]).tolist(), source)
     if len(row) > 1 and len(base) > 1:
@@ -101,7 +101,7 @@ def mean_interval(
     stacked = _aligned(items, items)
     if stacked is not None:
         r = stacked[0]
-        boots = _seed_means(rng, _item_weights(rng, r.shape[1], n_boot) @ r.T)
+        boots = _seed_means(rng, _resampled_means(r, _item_draws(rng, r.shape[1], n_boot)))
         source = "seeds x items" if r.shape[0] > 1 else "items"
         return Interval(mean, *np.quantile(boots, [alpha, 1 - alpha]).tolist(), source)
     if len(values) > 1:
@@ -110,9 +110,14 @@ def mean_interval(
     return Interval(mean, None, None, "none")
 
 
-def _item_weights(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
-    """(boot, items): how often each item is drawn in each resample, over n."""
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) / n
+def _item_draws(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """(boot, n) item indices: each resample draws n of the n items with replacement."""
+    return rng.integers(0, n, size=(n_boot, n), dtype=np.int32)
+
+
+def _resampled_means(per_item: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """(seeds, items) values and (boot, items) draws -> (boot, seeds) means over each resample's items."""
+    return per_item[:, draws].mean(axis=-1).T
 
 
 def _seed_means(rng: np.random.Generator, per_seed: np.ndarray) -> np.ndarray:
