@@ -248,11 +248,13 @@ def run_tables(
     if dry_run:
         return print_dry_run(tables, runner, force)
     from experiments.reporting import Timing, format_duration, write_index, write_table_report
+    from experiments.reporting.freshness import is_up_to_date, report_key
 
     console = session.console
     started_all = time.perf_counter()
     ran: dict[str, Any] = {}  # stage id -> the outcome of its run in this command
     bad = 0
+    rewritten = 0
     for t in tables:
         started = time.perf_counter()
         outcomes = runner.execute(t.plan, t.spec.name, force=force, rerun=t.rerun)
@@ -260,10 +262,15 @@ def run_tables(
         Console().print(_summary(outcomes, f"{t.spec.name} ({t.profile})", _table_metrics(t.spec, t.plan)))
         timing = Timing.from_outcomes(outcomes, time.perf_counter() - started)
         if write_reports:
-            path = write_table_report(
-                t.spec, t.plan, session.tracker, session.reports_dir, t.stem, t.overrides, timing, session.root
-            )
-            console.print(f"report: {path}")
+            key = report_key(t.spec, t.plan, t.overrides, session.root, session.runs_dir)
+            path = session.reports_dir / f"{t.stem}.md"
+            if all(o.status == "reused" for o in outcomes.values()) and is_up_to_date(path, key):
+                console.print(f"report: {path} (up to date: the same stages, calibration and report code)")
+            else:
+                path = write_table_report(t.spec, t.plan, session.tracker, session.reports_dir, t.stem,
+                                          t.overrides, timing, session.root, key)
+                rewritten += 1
+                console.print(f"report: {path}")
         print(f"{t.spec.name} ({t.profile}) wall time: {timing.describe()}", flush=True)
         failed = [o for o in outcomes.values() if not o.ok]
         if failed:
@@ -274,7 +281,7 @@ def run_tables(
             )
     for target in sweeps:
         bad += _sweep_in_run(session, target)
-    if (tables and write_reports) or sweeps:
+    if (rewritten and write_reports) or sweeps:
         write_index(session.reports_dir)
     if len(tables) + len(sweeps) > 1:
         spent = sum(o.seconds for o in ran.values())

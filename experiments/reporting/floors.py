@@ -170,6 +170,15 @@ class Calibration:
         return out
 
 
+def calibration_plan(root: Path, profile: str, overrides: dict[str, Any]) -> tuple[TableSpec, Plan, dict[str, Any]]:
+    """The calibration spec, its plan for ``profile`` (its own seeds) and the ``overrides`` whose stages it has."""
+    cal = load_spec(CALIBRATION, root)
+    stages = spec_stages(cal, root)
+    share = {k: v for k, v in overrides.items() if str(k).partition(".")[0] in stages}
+    seeds = list(cal.seeds_by_profile.get(profile, cal.seeds))
+    return cal, build_plan(cal.name, table_variants(cal, root, profile, share), profile, seeds), share
+
+
 def load_calibration(
     root: Path | None, profile: str, overrides: dict[str, Any], tracker: Tracker
 ) -> Calibration:
@@ -178,13 +187,10 @@ def load_calibration(
     if root is None or CALIBRATION not in spec_files(Path(root)):
         return Calibration(note=f"no calibration spec (ablations/{CALIBRATION}.yaml): chance and the rules only")
     try:
-        cal = load_spec(CALIBRATION, root)
-        stages = spec_stages(cal, root)
-        share = {k: v for k, v in overrides.items() if str(k).partition(".")[0] in stages}
-        seeds = list(cal.seeds_by_profile.get(profile, cal.seeds))
-        cal_plan = build_plan(cal.name, table_variants(cal, root, profile, share), profile, seeds)
+        cal, cal_plan, share = calibration_plan(Path(root), profile, overrides)
     except SpecError as err:
         return Calibration(note=f"calibration not planned: {err}")
+    seeds = cal_plan.seeds
     command = f"python -m experiments run {CALIBRATION}" + (f" --profile {profile}" if profile != cal.profile else "")
     command += "".join(f" --set {k}={v}" for k, v in share.items())
     source = f" (`{CALIBRATION}`, profile `{profile}`, seeds {', '.join(map(str, seeds))})"

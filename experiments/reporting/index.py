@@ -23,7 +23,8 @@ _KIND_ORDER = {"table": 0, "figure": 1, "sweep": 2}
 
 
 def summary_comment(
-    spec, profile: str, timing: Timing | None, summary: str, counts: dict[str, Any] | None = None
+    spec, profile: str, timing: Timing | None, summary: str, counts: dict[str, Any] | None = None,
+    key: str | None = None,
 ) -> str:
     """The report's last line: what ``write_index`` lists, as JSON in an HTML comment (not rendered).
     ``counts``: the verdicts per row and per difference, the cells at their floor (tables)."""
@@ -38,6 +39,7 @@ def summary_comment(
         "reused_s": None if timing is None else round(timing.reused_s, 1),
         "summary": summary,
         **(counts or {}),
+        **({"key": key} if key else {}),  # what it was made from (experiments.reporting.freshness)
     }
     blob = json.dumps(data, ensure_ascii=False).replace("-->", "--\\u003e")
     return f"\n<!-- {SUMMARY_TAG} {blob} -->\n"

@@ -41,9 +41,11 @@ def write_table_report(
     overrides: dict[str, Any],
     timing: Timing | None = None,
     specs_root: Path | None = None,
+    key: str | None = None,
 ) -> Path:
     """Write ``reports_dir/<stem>.md``; ``timing`` (from a run) goes in the header, else it is read from
-    the store. ``specs_root`` (the specs folder) finds the calibration spec for the floors."""
+    the store. ``specs_root`` (the specs folder) finds the calibration spec for the floors; ``key``
+    (``freshness.report_key``) goes into the summary line."""
     timing = timing or Timing.from_store(plan, tracker)
     measured = collect(spec, plan, tracker)
     floors = reference_lines(spec, plan, measured, tracker, specs_root, overrides)
@@ -62,7 +64,7 @@ def write_table_report(
             "video-blind rules, floors and ceiling (see the reference lines)._\n"
         )
     summary, counts = table_summary(spec, measured, floors)
-    text += summary_comment(spec, plan.profile, timing, summary, counts)
+    text += summary_comment(spec, plan.profile, timing, summary, counts, key)
     path = reports_dir / f"{stem}.md"
     atomic_write_text(path, text)
     return path

@@ -290,3 +290,21 @@ def test_sweep_summary_names_a_best_only_when_its_interval_excludes_the_runner_u
     by_items = [TrialRecord(i, "COMPLETE", {"pretrain.mask.ratio": r}, [float(x.mean())], items=[x])
                 for i, (r, x) in enumerate(zip((0.4, 0.9), items))]
     assert separable_best(spec, by_items)[0].number == 0
+
+
+def test_a_report_knows_what_it_was_made_from(specs, runner, tracker, tmp_path):
+    from experiments.reporting.freshness import is_up_to_date, report_key
+
+    spec, plan = plan_for(specs, [0])
+    runner.execute(plan, "faketable")
+    key = report_key(spec, plan, {}, specs, tracker.runs_dir)
+    assert key == report_key(spec, plan, {}, specs, tracker.runs_dir)  # deterministic
+    path = tmp_path / "faketable.md"
+    assert not is_up_to_date(path, key)  # no report yet
+    write_table_report(spec, plan, tracker, tmp_path, "faketable", {}, key=key)
+    assert is_up_to_date(path, key)
+    # another plan (a --set that changes a stage) or another spec: another key, the report is stale
+    other = build_plan(spec.name, table_variants(spec, specs, "smoke", {"qa.quality": 0.9}), "smoke", [0], FAKE_KINDS)
+    assert not is_up_to_date(path, report_key(spec, other, {"qa.quality": 0.9}, specs, tracker.runs_dir))
+    renamed = spec.model_copy(update={"title": "Another title"})
+    assert not is_up_to_date(path, report_key(renamed, plan, {}, specs, tracker.runs_dir))
