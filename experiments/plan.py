@@ -77,8 +77,11 @@ class Plan:
     def critical_first(self) -> list[str]:
         """Stage ids, those with the most stages downstream first (plan order among equals): with lanes,
         the runner starts a shared tokenizer or pre-training before a row's last fine-tuning."""
-        descendants = {sid: len(self.downstream_of(sid)) for sid in self.stages}
-        return sorted(self.stages, key=lambda sid: -descendants[sid])
+        below: dict[str, set[str]] = {sid: set() for sid in self.stages}
+        for sid in reversed(self.stages):  # upstream first, so a stage's consumers are complete here
+            for upstream in set(self.stages[sid].inputs.values()):
+                below[upstream] |= below[sid] | {sid}
+        return sorted(self.stages, key=lambda sid: -len(below[sid]))
 
     def downstream_of(self, stage_id: str) -> set[str]:
         out: set[str] = set()

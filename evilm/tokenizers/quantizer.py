@@ -116,12 +116,10 @@ class VectorQuantizer(nn.Module):
         """Codes := distinct inputs of this batch where there are enough, the rest drawn again with a
         small perturbation (so that no two codes coincide)."""
         n, size = len(flat), self.cfg.codebook_size
-        picks = torch.randperm(n, device=flat.device)[:size]
+        codes = flat[torch.randperm(n, device=flat.device)[:size]]
         if n < size:
-            picks = torch.cat([picks, torch.randint(n, (size - n,), device=flat.device)])
-        codes = flat[picks].clone()
-        if n < size:
-            codes[n:] += torch.randn_like(codes[n:]) * (0.5 / flat.shape[1] ** 0.5)
+            again = flat[torch.randint(n, (size - n,), device=flat.device)]
+            codes = torch.cat([codes, again + torch.randn_like(again) * (0.5 / flat.shape[1] ** 0.5)])
         codes = F.normalize(codes, dim=-1)
         self.codebook.data.copy_(codes)
         if self.cfg.ema:

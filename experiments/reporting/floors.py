@@ -210,7 +210,8 @@ def metric_refs(
             logged.append(Reference(ref_label, kind, [float(np.mean(values))]))
     out.refs = logged + out.refs
     prefix = metric.rpartition("/")[0]
-    sizes = [m[metric_key(f"{prefix}/test_items")] for m in run_metrics if prefix and metric_key(f"{prefix}/test_items") in m]
+    size_key = metric_key(f"{prefix}/test_items")
+    sizes = [m[size_key] for m in run_metrics if prefix and size_key in m]
     out.test_items = int(max(sizes)) if sizes else None
     return out
 
