@@ -119,7 +119,11 @@ class LinearProbeConfig:
     # "finetune": the model and the layer trained end to end on the clips' labels with ``train``'s
     # settings (the calibration report's supervised ceiling)
     mode: Literal["linear", "finetune"] = "linear"
-    pool: Literal["mean", "cls"] = "mean"  # mean of the fused video tokens, or the video-only CLS
+    # The clip's feature from the fused video tokens: "frames", each frame's tokens averaged and the
+    # frames concatenated in time order; "mean", all tokens averaged; "cls", the video-only CLS. An
+    # order-free pool cannot tell an action from its time reversal (move left/right, grow/shrink,
+    # enter/leave), so "frames" is the default.
+    pool: Literal["frames", "mean", "cls"] = "frames"
     probe_epochs: int = 100  # passes over the stored features
     probe_batch_size: int = 64
     # no clipping: the probe is one linear layer on standardised features

@@ -1,8 +1,8 @@
 """Linear-probe action recognition (HMDB51, K400; paper Table 3).
 
 The model is frozen: each clip goes through it once, alone (``fuse(video=...)``),
-and its video tokens are mean-pooled (or its CLS is taken) into one feature
-vector. Only a linear classifier (``LinearProbe``) is trained, by AdamW on the
+and its video tokens are pooled into one feature vector (``pool_video``: by default
+each frame's tokens averaged, the frames kept in time order). Only a linear classifier (``LinearProbe``) is trained, by AdamW on the
 stored features; the result is top-1 accuracy on the test clips.
 
 ``mode: finetune`` trains the model and the layer end to end on the training clips instead
@@ -31,6 +31,20 @@ from evilm.train.engine import Engine, check_finite
 from evilm.train.runtime import resolve_device
 
 
+def pool_video(out: Any, pool: str, num_frames: int) -> torch.Tensor:
+    """One feature per clip from ``fuse``'s output: ``(B, T * D)`` for "frames", ``(B, D)`` otherwise."""
+    if pool == "cls":
+        return out.cls
+    if pool == "mean":
+        return out.video.mean(1)
+    b, n, d = out.video.shape  # tokens are frame-major: T frames of n / T regions
+    return out.video.reshape(b, num_frames, n // num_frames, d).mean(2).flatten(1)
+
+
+def feature_dim(backbone: EViLM, pool: str) -> int:
+    return backbone.width * (backbone.config.num_frames if pool == "frames" else 1)
+
+
 @torch.no_grad()
 def extract_features(backbone: EViLM, dataset: Any, settings: FinetuneSettings, device: torch.device,
                      pool: str, description: str) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -42,11 +56,11 @@ def extract_features(backbone: EViLM, dataset: Any, settings: FinetuneSettings, 
     feats, labels, rows = [], [], []
     for batch in eval_batches(dataset, settings, device, description):
         out = backbone.fuse(video=backbone.encode_video(batch["frames"]))
-        feats.append((out.video.mean(1) if pool == "mean" else out.cls).float().cpu())
+        feats.append(pool_video(out, pool, backbone.config.num_frames).float().cpu())
         labels.append(batch["label"].cpu())
         rows.extend(batch["index"].tolist())
     if D.is_distributed():  # (a rank's part may be empty or unreadable)
-        feats = [D.gather_rows(torch.cat(feats) if feats else torch.zeros(0, backbone.width))]
+        feats = [D.gather_rows(torch.cat(feats) if feats else torch.zeros(0, feature_dim(backbone, pool)))]
         labels = [D.gather_rows(torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long))]
         rows = D.gather_rows(torch.tensor(rows, dtype=torch.long)).tolist()
         feats, labels = [f for f in feats if len(f)], [y for y in labels if len(y)]
@@ -85,7 +99,7 @@ class _EndToEnd(torch.nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         out = self.backbone.fuse(video=self.backbone.encode_video(frames))
-        return self.probe(out.video.mean(1) if self.pool == "mean" else out.cls)
+        return self.probe(pool_video(out, self.pool, self.backbone.config.num_frames))
 
 
 def fine_tune_classifier(backbone: EViLM, probe: LinearProbe, dataset: Any, settings: FinetuneSettings, pool: str,
@@ -117,7 +131,7 @@ def run(config: LinearProbeConfig, inputs: dict[str, Any], out_dir: str | Path,
     prefix = f"{config.benchmark}_probe"
     metrics: dict[str, float] = {}
     if config.mode == "finetune":
-        probe = LinearProbe(start.backbone.width, len(classes))
+        probe = LinearProbe(feature_dim(start.backbone, config.pool), len(classes))
         train_set = make_dataset("class", bench.train, start, settings, train=True, classes=classes)
         metrics.update(fine_tune_classifier(start.backbone, probe, train_set, settings, config.pool, on_metrics, prefix))
     train_set = make_dataset("class", bench.train, start, settings, train=False, classes=classes)
