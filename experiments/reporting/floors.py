@@ -190,11 +190,13 @@ def load_calibration(
         cal, cal_plan, share = calibration_plan(Path(root), profile, overrides)
     except SpecError as err:
         return Calibration(note=f"calibration not planned: {err}")
-    seeds = cal_plan.seeds
     command = f"python -m experiments run {CALIBRATION}" + (f" --profile {profile}" if profile != cal.profile else "")
     command += "".join(f" --set {k}={v}" for k, v in share.items())
-    source = f" (`{CALIBRATION}`, profile `{profile}`, seeds {', '.join(map(str, seeds))})"
-    return Calibration(cal, collect(cal, cal_plan, tracker), f"not measured: run `{command}`", source)
+    measured = collect(cal, cal_plan, tracker)
+    found = ", ".join(map(str, measured.seeds)) or "none"
+    planned = "" if measured.seeds == list(cal_plan.seeds) else f" of the {len(cal_plan.seeds)} it plans"
+    source = f" (`{CALIBRATION}`, profile `{profile}`, seeds {found}{planned})"
+    return Calibration(cal, measured, f"not measured: run `{command}`", source)
 
 
 def metric_refs(
@@ -210,8 +212,9 @@ def metric_refs(
             logged.append(Reference(ref_label, kind, [float(np.mean(values))]))
     out.refs = logged + out.refs
     prefix = metric.rpartition("/")[0]
-    size_key = metric_key(f"{prefix}/test_items")
-    sizes = [m[size_key] for m in run_metrics if prefix and size_key in m]
+    # a test set's size: its items, or a retrieval stage's text queries
+    size_keys = [metric_key(f"{prefix}/{name}") for name in ("test_items", "queries")]
+    sizes = [next(m[k] for k in size_keys if k in m) for m in run_metrics if prefix and any(k in m for k in size_keys)]
     out.test_items = int(max(sizes)) if sizes else None
     return out
 

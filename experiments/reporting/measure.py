@@ -40,6 +40,7 @@ class Measured:
     cells: dict[tuple[str, str], Cell]
     runs: dict[str, Any]  # run id -> mlflow Run (for the header)
     missing: list[str]  # "row/column/seed" that have no finished run
+    seeds: list[int] = field(default_factory=list)  # the seeds with at least one finished cell
 
 
 def collect(spec: TableSpec, plan: Plan, tracker: Tracker) -> Measured:
@@ -47,6 +48,7 @@ def collect(spec: TableSpec, plan: Plan, tracker: Tracker) -> Measured:
     runs: dict[str, Any] = {}
     by_stage: dict[str, Any] = {}
     missing = []
+    seeds: set[int] = set()
     for row in spec.rows:
         if not row.measured:
             continue
@@ -71,6 +73,7 @@ def collect(spec: TableSpec, plan: Plan, tracker: Tracker) -> Measured:
                     )
                     continue
                 runs[run.info.run_id] = run
+                seeds.add(seed)
                 cell.values.append(run.data.metrics[key] * col.scale)
                 cell.run_ids.append(run.info.run_id)
                 items = per_item(tracker, run, metric) if col.per_item else None
@@ -80,7 +83,7 @@ def collect(spec: TableSpec, plan: Plan, tracker: Tracker) -> Measured:
                     cell.items.append(items * col.scale)
             if cell.values:
                 cells[(row.id, col.id)] = cell
-    return Measured(cells, runs, missing)
+    return Measured(cells, runs, missing, sorted(seeds))
 
 
 def metric_name(col: Column, row: Row) -> str:

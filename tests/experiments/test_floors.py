@@ -214,3 +214,5 @@ def test_the_reference_block_gives_each_column_its_test_set_size():
     spec = SimpleNamespace(columns=[Column(id="qa", label="QA", stage="qa", metric="qa/acc")])
     lines = floors_section(spec, Floors({"qa": refs}))
     assert "| test items | 1,076 |" in "\n".join(lines)
+    retrieval = metric_refs("ret/R@10", 1.0, [{"ret/queries": 500.0, "ret/videos": 500.0}], Calibration(note=""))
+    assert retrieval.test_items == 500  # a retrieval stage counts its text queries
