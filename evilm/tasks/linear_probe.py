@@ -2,8 +2,9 @@
 
 The model is frozen: each clip goes through it once, alone (``fuse(video=...)``),
 and its video tokens are pooled into one feature vector (``pool_video``: by default
-each frame's tokens averaged, the frames kept in time order). Only a linear classifier (``LinearProbe``) is trained, by AdamW on the
-stored features; the result is top-1 accuracy on the test clips.
+each frame's tokens averaged, the frames kept in time order). Only a linear
+classifier (``LinearProbe``) is trained, by AdamW on the stored features; the
+result is top-1 accuracy on the test clips.
 
 ``mode: finetune`` trains the model and the layer end to end on the training clips instead
 (the fine-tuning loop of ``evilm.tasks.finetune``): not the paper's protocol, but what a model of
