@@ -281,7 +281,7 @@ def run_tables(
             )
     for target in sweeps:
         bad += _sweep_in_run(session, target)
-    if (rewritten and write_reports) or sweeps:
+    if rewritten or sweeps:
         write_index(session.reports_dir)
     if len(tables) + len(sweeps) > 1:
         spent = sum(o.seconds for o in ran.values())

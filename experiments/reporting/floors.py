@@ -214,7 +214,7 @@ def metric_refs(
     prefix = metric.rpartition("/")[0]
     # a test set's size: its items, or a retrieval stage's text queries
     size_keys = [metric_key(f"{prefix}/{name}") for name in ("test_items", "queries")]
-    sizes = [next(m[k] for k in size_keys if k in m) for m in run_metrics if prefix and any(k in m for k in size_keys)]
+    sizes = [m[k] for m in run_metrics for k in size_keys if prefix and k in m]
     out.test_items = int(max(sizes)) if sizes else None
     return out
 
