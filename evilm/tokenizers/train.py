@@ -133,6 +133,14 @@ def _with_vocab_size(config: TokenizerConfig, num_words: int) -> TokenizerConfig
     return merge(config, {"semantic": {"vocab_size": num_words}})
 
 
+def split_records(bench, cfg: TrainConfig) -> tuple[list, list]:
+    """(training, held-out) clips of a video-text benchmark: its own val split, or a seeded
+    ``val_fraction`` of its training clips when it has none."""
+    if bench.val:
+        return bench.train, bench.val
+    return _split_val(bench.train, cfg.val_fraction, cfg.seed)
+
+
 def _split_val(records: list, fraction: float, seed: int) -> tuple[list, list]:
     order = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed)).tolist()
     n_val = max(1, round(fraction * len(records)))
@@ -178,9 +186,7 @@ def run(
     bench = load_benchmark(config.data.benchmark, root)
     if bench.kind != "video_text":
         raise ConfigError("data.benchmark", f"'{bench.name}' has no captions ({bench.kind}); use a video-text benchmark")
-    train_records, val_records = bench.train, bench.val
-    if not val_records:
-        train_records, val_records = _split_val(train_records, config.train.val_fraction, config.train.seed)
+    train_records, val_records = split_records(bench, config.train)
 
     if inputs.get("vocab"):
         words = TextTokenizer.load(inputs["vocab"])
