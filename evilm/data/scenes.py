@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -405,8 +406,9 @@ def _draw(frame: np.ndarray, obj: ObjectInfo, state: State, dx: float, dy: float
     patch[mask] = (colour * shade)[mask]
 
 
-def render_scene(scene: SceneSpec, num_frames: int, size: int) -> np.ndarray:
-    """The clip as ``uint8 (T, size, size, 3)``."""
+def render_scene(scene: SceneSpec, num_frames: int, size: int, frames: Sequence[int] | None = None) -> np.ndarray:
+    """The clip as ``uint8 (T, size, size, 3)``; ``frames``: only these of its ``num_frames`` (the same
+    pixels as in the whole clip: every random draw is made for all frames first)."""
     rng = np.random.default_rng(scene.seed)
     jitter = max(1, round(0.03 * size))
     background = make_background(rng, size + 2 * jitter)
@@ -418,14 +420,15 @@ def render_scene(scene: SceneSpec, num_frames: int, size: int) -> np.ndarray:
     # sensor grain: a different crop of one noise field per frame (cheaper than fresh noise)
     grain = rng.standard_normal((2 * size, 2 * size, 3), dtype=np.float32) * np.float32(0.012)
     grain_at = rng.integers(0, size, size=(num_frames, 2))
-    canvas = np.empty((num_frames, size, size, 3), dtype=np.float32)
-    times = frame_times(num_frames)
-    for f, t in enumerate(times):
+    chosen = list(range(num_frames)) if frames is None else list(frames)
+    canvas = np.empty((len(chosen), size, size, 3), dtype=np.float32)
+    times = frame_times(num_frames)[chosen]
+    for k, (f, t) in enumerate(zip(chosen, times)):
         ox, oy = int(offsets[f, 0]), int(offsets[f, 1])
-        canvas[f] = background[jitter + oy : jitter + oy + size, jitter + ox : jitter + ox + size]
+        canvas[k] = background[jitter + oy : jitter + oy + size, jitter + ox : jitter + ox + size]
         for spec in scene.objects:
-            _draw(canvas[f], spec.info, object_state(spec, float(t)), ox, oy)
-        canvas[f] += grain[grain_at[f, 0] : grain_at[f, 0] + size, grain_at[f, 1] : grain_at[f, 1] + size]
+            _draw(canvas[k], spec.info, object_state(spec, float(t)), ox, oy)
+        canvas[k] += grain[grain_at[f, 0] : grain_at[f, 0] + size, grain_at[f, 1] : grain_at[f, 1] + size]
     gain = (255.0 * (1 + gain_amp * np.sin(2 * math.pi * gain_freq * times + gain_phase))).astype(np.float32)
     shift = (255.0 * np.sin(math.pi * times)[:, None] * tint[None, :] + 0.5).astype(np.float32)
     canvas *= gain[:, None, None, None]

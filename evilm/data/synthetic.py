@@ -435,6 +435,15 @@ def load_scenes(world: str | Path) -> dict[str, SceneInfo]:
     return out
 
 
+def world_settings(world: str | Path) -> dict:
+    """The settings a generated world was made with (its manifest): seed, image_size, num_frames, ..."""
+    path = Path(world) / "manifest.json"
+    try:
+        return json.loads(path.read_text())["settings"]
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{path}: no settings of a generated world ({err})") from None
+
+
 def scene_labels(scene: SceneInfo) -> dict[str, int]:
     """Integer labels of the main object (and the object count), indexed into ``SCENE_LABELS``."""
     obj = scene.main_object

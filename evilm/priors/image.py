@@ -1,11 +1,13 @@
 """The ImageNet analogue: a per-frame backbone trained to name what a frame of the world shows.
 
-Each frame of a pre-training clip is labelled from the world's ground truth (``scenes.jsonl``) with
-which shapes, colours, textures and sizes its objects have (multi-label) and how many objects
-there are. A linear head on the backbone's mean-pooled final feature map learns them; the
-backbone then initialises E-ViLM's video encoder (and the perceptual tokenizer's feature net), as
-ImageNet weights initialise the paper's EdgeNeXt. Only the training split of the pre-training
-corpus is used; its validation split measures how well each attribute is named.
+Each training frame is labelled from the ground truth with which shapes, colours, textures and
+sizes its objects have (multi-label) and how many objects there are. A linear head on the
+backbone's mean-pooled final feature map learns them; the backbone then initialises E-ViLM's video
+encoder (and the perceptual tokenizer's feature net), as ImageNet weights initialise the paper's
+EdgeNeXt. The training frames are those of freshly drawn scenes (``rendered_scenes`` > 0,
+``evilm.data.scene_images``: an image set of its own) or of the pre-training corpus's training
+clips (``scenes.jsonl``); the corpus's validation clips, decoded, measure how well each attribute
+is named.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from torch import nn
 
 from evilm.data.catalog import load_benchmark
 from evilm.data.records import DataError
+from evilm.data.scene_images import render_labelled_frames
 from evilm.data.scenes import COLOURS, SHAPES, SIZES, TEXTURES
-from evilm.data.synthetic import load_scenes
+from evilm.data.synthetic import load_scenes, world_settings
 from evilm.models.video_encoder import create_backbone
 from evilm.models.weights import save_backbone
 from evilm.priors.config import ImagePriorConfig
@@ -61,9 +64,15 @@ class FrameClassifier(nn.Module):
         return self.head(self.backbone.forward_features(self.normalise(images)).mean((2, 3)))
 
     def loss(self, images: torch.Tensor, presence: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """Per frame: the presence terms summed over every attribute value, plus the count's.
+
+        (Averaged over the values instead, the count's gradient outweighs each value's 24 to 1 and
+        the backbone learns colour and count but not shape or texture.)
+        """
         logits = self(images)
-        return (F.binary_cross_entropy_with_logits(logits[:, : self.num_presence], presence)
-                + F.cross_entropy(logits[:, self.num_presence :], count))
+        presence_loss = F.binary_cross_entropy_with_logits(logits[:, : self.num_presence], presence,
+                                                           reduction="none").sum(1).mean()
+        return presence_loss + F.cross_entropy(logits[:, self.num_presence :], count)
 
 
 @torch.no_grad()
@@ -82,14 +91,32 @@ def attribute_accuracy(model: FrameClassifier, images: torch.Tensor, presence: t
     return out
 
 
+def _labels(scenes: list, per_scene: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Presence and count of each of ``per_scene`` consecutive frames of every scene."""
+    labels = [frame_labels(scene) for scene in scenes]
+    presence = torch.stack([p for p, _ in labels]).repeat_interleave(per_scene, 0)
+    count = torch.tensor([c for _, c in labels]).repeat_interleave(per_scene, 0)
+    return presence, count
+
+
 def labelled_frames(records: list[Any], config: ImagePriorConfig, root: Path, scenes: dict, description: str):
     """Every frame of the records as its own image: ``uint8 (N*T, 3, H, W)``, presence, count."""
     frames, kept = load_frames(records, config.data, root, config.progress, description)
-    labels = [frame_labels(scenes[r.video_id]) for r in kept]
-    per_clip = frames.shape[1]
-    presence = torch.stack([p for p, _ in labels]).repeat_interleave(per_clip, 0)
-    count = torch.tensor([c for _, c in labels]).repeat_interleave(per_clip, 0)
-    return frames.flatten(0, 1), presence, count
+    return (frames.flatten(0, 1), *_labels([scenes[r.video_id] for r in kept], frames.shape[1]))
+
+
+def rendered_frames(config: ImagePriorConfig, root: Path):
+    """The frames of ``config.rendered_scenes`` fresh scenes of the world at ``root``, with their labels."""
+    world = world_settings(root)
+    images, scenes = render_labelled_frames(world["seed"], world["num_frames"], world["image_size"],
+                                            config.rendered_scenes, config.frames_per_scene, config.seed,
+                                            config.progress)
+    size = config.data.image_size
+    if images.shape[-1] != size:  # resized as decoded clips are (evilm.data.video)
+        images = torch.cat([F.interpolate(part.float(), size=(size, size), mode="bilinear", antialias=True,
+                                          align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+                            for part in images.split(1024)])
+    return (images, *_labels(scenes, config.frames_per_scene))
 
 
 def train(config: ImagePriorConfig, images: torch.Tensor, presence: torch.Tensor, count: torch.Tensor,
@@ -116,7 +143,10 @@ def run(config: ImagePriorConfig, inputs: dict[str, Any], out_dir: str | Path,
                         "for real data give ImageNet weights as a file (stage kind weights_file)")
     bench = load_benchmark(config.data.benchmark, root)
     scenes = load_scenes(root)
-    images, presence, count = labelled_frames(bench.train, config, root, scenes, "image prior: decoding clips")
+    if config.rendered_scenes > 0:
+        images, presence, count = rendered_frames(config, root)
+    else:
+        images, presence, count = labelled_frames(bench.train, config, root, scenes, "image prior: decoding clips")
     model = train(config, images, presence, count, on_metrics)
     metrics: dict[str, float] = {"image_prior/train_frames": float(len(images))}
     if bench.val:
