@@ -40,6 +40,8 @@ def test_image_prior_learns_colours_and_its_weights_load(smoke_world, tmp_path):
     saved = torch.load(result.artifacts["weights"], weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in backbone.state_dict().items())
     assert "image_prior/val_mean" in result.metrics
+    # the smoke preset trains on rendered scenes (an image set of its own), 2 frames each
+    assert result.metrics["image_prior/train_frames"] == config.rendered_scenes * config.frames_per_scene
 
 
 def test_clip_prior_matches_frames_to_captions(smoke_world, tmp_path):
