@@ -17,10 +17,7 @@ import torch
 
 from evilm.data.records import SceneInfo
 from evilm.data.scenes import keyed_rng, render_scene, sample_scene
-
-# objects per scene, as in the pre-training clips (``evilm.data.synthetic.plan_webvid``)
-OBJECT_COUNT_WEIGHTS = (0.5, 0.3, 0.2)
-TWO_ACTIONS_PROB = 0.3
+from evilm.data.synthetic import PRETRAIN_TWO_ACTIONS_PROB, object_count
 
 
 def render_labelled_frames(world_seed: int, num_frames: int, image_size: int, num_scenes: int,
@@ -43,8 +40,9 @@ def render_labelled_frames(world_seed: int, num_frames: int, image_size: int, nu
 
         items = track(items, description="image set: rendering scenes", transient=True)
     for i in items:
-        count = 1 + int(rng.choice(len(OBJECT_COUNT_WEIGHTS), p=OBJECT_COUNT_WEIGHTS))
-        scene = sample_scene(rng, f"image{i}", "images", num_frames, count, two_actions_prob=TWO_ACTIONS_PROB)
+        # objects and actions drawn as for the pre-training clips
+        scene = sample_scene(rng, f"image{i}", "images", num_frames, object_count(rng),
+                             two_actions_prob=PRETRAIN_TWO_ACTIONS_PROB)
         chosen = np.sort(rng.choice(num_frames, size=frames_per_scene, replace=False))
         frames = render_scene(scene, num_frames, image_size, chosen)
         rows = slice(i * frames_per_scene, (i + 1) * frames_per_scene)

@@ -165,7 +165,11 @@ def _token(rng: np.random.Generator, n: int, alphabet: str = "abcdefghijklmnopqr
     return "".join(alphabet[i] for i in rng.integers(len(alphabet), size=n))
 
 
-def _objects(rng: np.random.Generator, weights=(0.5, 0.3, 0.2)) -> int:
+PRETRAIN_TWO_ACTIONS_PROB = 0.3  # pre-training scenes whose main object does two actions in sequence
+
+
+def object_count(rng: np.random.Generator, weights=(0.5, 0.3, 0.2)) -> int:
+    """Objects in a scene: 1, 2 or 3 (the default weights are the pre-training clips')."""
     return 1 + int(rng.choice(3, p=weights))
 
 
@@ -208,7 +212,8 @@ def plan_webvid(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
     for i in range(sizes.webvid_train + sizes.webvid_val):
         video_id = str(1_000_000 + i * 7)
         page_dir = f"{(i // 50) * 50 + 1:06d}_{(i // 50) * 50 + 50:06d}"
-        scene = sample_scene(rng, video_id, "webvid", config.frames, _objects(rng), two_actions_prob=0.3)
+        scene = sample_scene(rng, video_id, "webvid", config.frames, object_count(rng),
+                             two_actions_prob=PRETRAIN_TWO_ACTIONS_PROB)
         clips.append(Clip("webvid", _split(i, sizes.webvid_train, names=("train", "val")), video_id,
                           f"webvid/videos/{page_dir}/{video_id}.mp4", scene, extra={"page_dir": page_dir}))
     return clips
@@ -277,7 +282,7 @@ def plan_didemo(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
         split = _split(i, sizes.didemo_train, sizes.didemo_val)
 
         def draw(name=name):
-            return sample_scene(rng, name, "didemo", config.frames, _objects(rng, (0.6, 0.3, 0.1)),
+            return sample_scene(rng, name, "didemo", config.frames, object_count(rng, (0.6, 0.3, 0.1)),
                                 two_actions_prob=0.75)
 
         scene = _unique(draw, taken, ("colour", "shape", "actions")) if split == "test" else draw()
@@ -292,7 +297,7 @@ def plan_hmdb51(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
     for label in HMDB_CLASSES:
         for k in range(per):
             name = f"{_token(rng, 8)}_{label}_u_nm_np1_fr_med_{k}"
-            scene = sample_scene(rng, name, "hmdb51", config.frames, _objects(rng, (0.6, 0.3, 0.1)), [label])
+            scene = sample_scene(rng, name, "hmdb51", config.frames, object_count(rng, (0.6, 0.3, 0.1)), [label])
             split = "train" if k < sizes.hmdb_train_per_class else "test"
             clips.append(Clip("hmdb51", split, name, f"hmdb51/videos/{label}/{name}.mp4", scene, label=label))
     return clips
@@ -310,7 +315,7 @@ def plan_k400(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
             name = formats.kinetics_file_name(youtube_id, start, start + 10)
             split = "train" if k < sizes.k400_train_per_class else "val"
             for _ in range(100):  # resample until the detail matches the class
-                scene = sample_scene(rng, name, "k400", config.frames, _objects(rng, (0.6, 0.3, 0.1)), [action])
+                scene = sample_scene(rng, name, "k400", config.frames, object_count(rng, (0.6, 0.3, 0.1)), [action])
                 if not detail or fine_action(scene.main_object) == label:
                     break
             clips.append(Clip("k400", split, name.removesuffix(".mp4"), f"k400/videos/{split}/{label}/{name}",
