@@ -53,6 +53,10 @@ class PretrainConfig:
     vtm_align: float = 0.0
     mask: MaskConfig = field(default_factory=MaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # The video backbone's learning rate as a multiple of optim.lr (the paper: 1, one rate). Below 1 it
+    # keeps more of what its start (the image prior, ImageNet) learned while the text encoder, decoder
+    # and heads, initialised at random, learn at the full rate.
+    video_backbone_lr_scale: float = 1.0
     batch_size: int = 16  # clips per micro-batch, over all ranks (each of W ranks takes batch_size / W)
     accum_steps: int = 1  # micro-batches per optimizer step
     epochs: int = 1
@@ -90,6 +94,8 @@ class PretrainConfig:
         for key in ("batch_size", "accum_steps", "epochs", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        if not self.video_backbone_lr_scale > 0:
+            raise ConfigError("video_backbone_lr_scale", f"must be > 0, got {self.video_backbone_lr_scale}")
         if not self.vtm_align >= 0:
             raise ConfigError("vtm_align", f"must be >= 0, got {self.vtm_align}")
         if "vtm" in self.losses and self.batch_size < 2:

@@ -34,25 +34,27 @@ class Engine:
     """The optimizer step over ``params`` for a run of ``total_steps`` optimizer steps.
 
     ``amp_dtype`` (``runtime.autocast_dtype``): None trains in full precision; float16 adds a
-    gradient scaler (bfloat16 needs none). The optimizer, schedule and scaler are attributes, so a
+    gradient scaler (bfloat16 needs none). ``lr_scales``: parameters that learn at a multiple of
+    ``cfg.lr`` (``create_optimizer``). The optimizer, schedule and scaler are attributes, so a
     checkpoint saves and restores them.
     """
 
     def __init__(self, params: nn.Module | Iterable[nn.Parameter], cfg: OptimConfig, total_steps: int,
-                 device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None):
+                 device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
+                 lr_scales: Mapping[nn.Parameter, float] | None = None):
         if isinstance(params, nn.Module):
             params = params.parameters()
         self.params = [p for p in params if p.requires_grad]
         self.cfg = cfg
         self.device_type = torch.device(device).type
         self.amp_dtype = amp_dtype
-        self.optimizer = create_optimizer(self.params, cfg)
+        self.optimizer = create_optimizer(self.params, cfg, lr_scales)
         self.scheduler = create_scheduler(self.optimizer, total_steps, cfg)
         self.scaler = torch.amp.GradScaler(self.device_type) if amp_dtype == torch.float16 else None
 
     @property
     def lr(self) -> float:
-        """The learning rate of the next step."""
+        """The learning rate of the next step (of the parameters at scale 1)."""
         return self.optimizer.param_groups[0]["lr"]
 
     def autocast(self) -> AbstractContextManager[Any]:

@@ -1,13 +1,15 @@
 """AdamW with a warm-up then decay learning-rate schedule (``OptimConfig``: ``evilm.train.config``).
 
 Biases and normalisation weights (parameters with fewer than 2 dimensions) get
-no weight decay, as is usual for transformers.
+no weight decay, as is usual for transformers. A parameter may learn at a multiple of the
+learning rate (``lr_scales``): e.g. a backbone started from an image prior, kept slower than the
+freshly initialised layers on top of it so that it keeps what the prior learned.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -30,18 +32,26 @@ def lr_factor(step: int, total_steps: int, cfg: OptimConfig) -> float:
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * decay
 
 
-def create_optimizer(params: nn.Module | Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.AdamW:
-    """AdamW over a module's (or a list's) trainable parameters."""
+def create_optimizer(params: nn.Module | Iterable[nn.Parameter], cfg: OptimConfig,
+                     lr_scales: Mapping[nn.Parameter, float] | None = None) -> torch.optim.AdamW:
+    """AdamW over a module's (or a list's) trainable parameters.
+
+    ``lr_scales`` maps parameters to a multiple of ``cfg.lr`` (a missing one: 1). The schedule scales
+    every group alike, so a scaled parameter keeps its ratio to ``cfg.lr`` throughout. The groups at
+    scale 1 come first: ``param_groups[0]`` carries ``cfg.lr``.
+    """
     if isinstance(params, nn.Module):
         params = params.parameters()
-    decay, no_decay = [], []
+    scales = {id(p): float(s) for p, s in (lr_scales or {}).items()}
+    grouped: dict[tuple[bool, float, bool], list[nn.Parameter]] = {}
     for p in params:
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+            scale = scales.get(id(p), 1.0)
+            grouped.setdefault((scale != 1.0, scale, p.ndim < 2), []).append(p)
+    groups = []
+    for (_, scale, no_decay), members in sorted(grouped.items(), key=lambda item: item[0]):
+        groups.append({"params": members, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+                       "lr": cfg.lr * scale})
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
 
 

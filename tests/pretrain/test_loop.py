@@ -117,3 +117,24 @@ def test_a_probe_on_the_pretrained_encoder_beats_one_on_random_init(tmp_path):
             for name, backbone in (("random init", random_init), ("pre-trained", model.backbone))}
     assert top1["random init"] < 60.0, top1  # the clips are not trivial for a random encoder
     assert top1["pre-trained"] > 75.0 and top1["pre-trained"] > top1["random init"] + 25.0, top1
+
+
+def test_the_video_backbone_learns_at_its_own_rate(tmp_path):
+    """video_backbone_lr_scale slows the video backbone alone; at 1 the run is the one-rate run."""
+    def backbone_step(scale):
+        cfg = config(losses=["vtm"], epochs=1, max_steps=1, batch_size=2, video_backbone_lr_scale=scale)
+        cfg.optim.warmup_ratio = 0.0
+        model = smoke_model(cfg.losses, seed=0)
+        before = copy.deepcopy(model.backbone.state_dict())
+        pretrain(cfg, model, ToyClips(n=4), tmp_path / str(scale))
+        moved = {name: (model.backbone.state_dict()[name] - value).abs().max().item()
+                 for name, value in before.items() if value.is_floating_point()}
+        return ({k: v for k, v in moved.items() if k.startswith("video_encoder.backbone.")},
+                {k: v for k, v in moved.items() if not k.startswith("video_encoder.")})
+
+    one_rate_video, one_rate_rest = backbone_step(1.0)
+    slow_video, slow_rest = backbone_step(0.01)
+    assert max(slow_video.values()) < 0.1 * max(one_rate_video.values())  # Adam: a step is ~lr per weight
+    assert slow_rest == pytest.approx(one_rate_rest)  # the text encoder and decoder take the same first step
+    with pytest.raises(ValueError, match="video_backbone_lr_scale"):
+        config(video_backbone_lr_scale=0.0)

@@ -51,3 +51,21 @@ def test_bad_values_named():
         OptimConfig(lr=0.0)
     with pytest.raises(ValueError, match="warmup_ratio"):
         OptimConfig(warmup_ratio=1.0)
+
+
+def test_lr_scales_keep_their_ratio_under_the_schedule():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    cfg = OptimConfig(lr=1e-2, warmup_ratio=0.5, schedule="cosine")
+    opt = create_optimizer(model, cfg, dict.fromkeys(model[0].parameters(), 0.25))
+    sched = create_scheduler(opt, 4, cfg)
+    assert opt.param_groups[0]["lr"] == pytest.approx(cfg.lr * lr_factor(0, 4, cfg))  # scale 1 comes first
+    slow = [g for g in opt.param_groups if any(p is model[0].weight for p in g["params"])]
+    assert len(slow) == 1 and {id(p) for p in slow[0]["params"]} == {id(model[0].weight)}
+    assert slow[0]["weight_decay"] == cfg.weight_decay
+    for step in range(4):
+        for group in opt.param_groups:
+            scaled = any(p is model[0].weight or p is model[0].bias for p in group["params"])
+            expected = cfg.lr * lr_factor(step, 4, cfg) * (0.25 if scaled else 1.0)
+            assert group["lr"] == pytest.approx(expected), (step, group["weight_decay"])
+        opt.step()
+        sched.step()
