@@ -102,9 +102,8 @@ def pretrain(
             f"{len(dataset)} clips make no full step of batch_size={cfg.batch_size} x accum_steps={cfg.accum_steps}"
         )
     total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
-    slow = model.backbone.video_encoder.backbone.parameters() if cfg.video_backbone_lr_scale != 1.0 else ()
-    engine = Engine(model, cfg.optim, total_steps, device, autocast_dtype(cfg.amp, device),
-                    lr_scales=dict.fromkeys(slow, cfg.video_backbone_lr_scale))
+    backbone_scale = dict.fromkeys(model.backbone.video_encoder.backbone.parameters(), cfg.video_backbone_lr_scale)
+    engine = Engine(model, cfg.optim, total_steps, device, autocast_dtype(cfg.amp, device), lr_scales=backbone_scale)
 
     step, epoch, batch_pos = 0, 0, 0
     epoch_means = RunningMeans()  # the final metrics average the last epoch

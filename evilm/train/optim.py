@@ -42,16 +42,14 @@ def create_optimizer(params: nn.Module | Iterable[nn.Parameter], cfg: OptimConfi
     """
     if isinstance(params, nn.Module):
         params = params.parameters()
-    scales = {id(p): float(s) for p, s in (lr_scales or {}).items()}
-    grouped: dict[tuple[bool, float, bool], list[nn.Parameter]] = {}
+    scales = lr_scales or {}
+    grouped: dict[tuple[float, bool], list[nn.Parameter]] = {}  # (lr scale, no weight decay) -> parameters
     for p in params:
         if p.requires_grad:
-            scale = scales.get(id(p), 1.0)
-            grouped.setdefault((scale != 1.0, scale, p.ndim < 2), []).append(p)
-    groups = []
-    for (_, scale, no_decay), members in sorted(grouped.items(), key=lambda item: item[0]):
-        groups.append({"params": members, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-                       "lr": cfg.lr * scale})
+            grouped.setdefault((scales.get(p, 1.0), p.ndim < 2), []).append(p)
+    order = sorted(grouped, key=lambda key: (key[0] != 1.0, *key))  # scale 1 first, decayed before not
+    groups = [{"params": grouped[scale, no_decay], "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+               "lr": cfg.lr * scale} for scale, no_decay in order]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
 
 
