@@ -58,6 +58,7 @@ BOUNCE_HEIGHT = 0.16
 ROTATION = math.radians(150)  # per rotate
 GROW, SHRINK = 1.6, 0.6  # scale factor over one grow / shrink
 MAX_SCALE = 1.0 * GROW
+AIRBORNE = 2 / 3  # of each hop's time
 
 
 @dataclass
@@ -108,26 +109,47 @@ class State:
     visible: bool
 
 
+def _smooth(p: float) -> float:
+    return p * p * (3 - 2 * p)
+
+
+def _progress(p: float, n: int) -> float:
+    """How far an action done ``n`` times in a row has got, 0..1: ``n`` eased steps that add up.
+
+    Cumulative, so that any few frames sampled from the clip show the direction of the change: a
+    saw-tooth (move, jump back, move again) sampled at 4 frames shows a still object when the frames
+    fall at the same point of every cycle.
+    """
+    if p >= 1.0:
+        return 1.0
+    step = min(int(p * n), n - 1)
+    return (step + _smooth(p * n - step)) / n
+
+
+def _hop_height(p: float, hops: int) -> float:
+    """Bounce height, 0..1: ``hops`` hops, each in the air for its first ``AIRBORNE`` and then on the
+    ground, so that frames sampled at any spacing catch both the air and the ground."""
+    phase = (p * hops) % 1.0 if p < 1.0 else 1.0
+    return math.sin(math.pi * phase / AIRBORNE) if phase < AIRBORNE else 0.0
+
+
 def _apply(action: str, obj: ObjectInfo, start: State, p: float) -> State:
     """The state after doing ``action`` for fraction ``p`` (0..1) of its time, from ``start``."""
     n = max(1, obj.repeats)
     s = State(**vars(start))
-    # repeated moves/grows restart each cycle (a saw-tooth): "moves left 3 times"
-    cyc = p if n == 1 or p >= 1.0 else (p * n) % 1.0
     if action in ("move_left", "move_right", "move_up", "move_down"):
-        d = MOVE_DISTANCE * cyc
+        d = MOVE_DISTANCE * _progress(p, n)
         dx, dy = {"move_left": (-d, 0), "move_right": (d, 0), "move_up": (0, -d), "move_down": (0, d)}[action]
         s.x, s.y = start.x + dx, start.y + dy
     elif action == "rotate":
         sense = 1.0 if obj.details.get("rotation") == "clockwise" else -1.0
         s.angle = start.angle + sense * ROTATION * p * n
     elif action == "grow":
-        s.scale = start.scale * (1 + (GROW - 1) * cyc)
+        s.scale = start.scale * (1 + (GROW - 1) * _progress(p, n))
     elif action == "shrink":
-        s.scale = start.scale * (1 - (1 - SHRINK) * cyc)
+        s.scale = start.scale * (1 - (1 - SHRINK) * _progress(p, n))
     elif action == "bounce":
-        hops = max(n, 2)
-        s.y = start.y - BOUNCE_HEIGHT * abs(math.sin(math.pi * hops * p))
+        s.y = start.y - BOUNCE_HEIGHT * _hop_height(p, n)
     elif action == "blink":
         phases = 2 * max(n, 2) + 1  # visible, hidden, visible, ...
         s.visible = min(int(p * phases), phases - 1) % 2 == 0
@@ -138,7 +160,7 @@ def _apply(action: str, obj: ObjectInfo, start: State, p: float) -> State:
     elif action in ("enter", "leave"):
         side = obj.details[action]
         off = _offscreen(start, side, SIZES[obj.size])
-        t = p * p * (3 - 2 * p)  # smooth in and out
+        t = _smooth(p)  # in and out gently
         a, b = (off, (start.x, start.y)) if action == "enter" else ((start.x, start.y), off)
         s.x, s.y = a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t
     return s

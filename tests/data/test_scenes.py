@@ -1,8 +1,11 @@
+import itertools
+
 import numpy as np
 
 from evilm.data.records import ObjectInfo
 from evilm.data.scenes import (
     ACTIONS,
+    REPEATABLE,
     SIZES,
     ObjectSpec,
     SceneSpec,
@@ -12,6 +15,8 @@ from evilm.data.scenes import (
     render_scene,
     sample_scene,
 )
+from evilm.data.synthetic import TGIF_REPEATS
+from evilm.data.video import sample_frame_indices
 
 
 def _spec(actions, repeats=1, details=None, x=0.5, y=0.5):
@@ -80,3 +85,32 @@ def test_fine_action_labels():
     assert fine_action(_spec(["enter"], details={"enter": "top"}).info) == "enter_top"
     assert fine_action(_spec(["grow"]).info) == "grow"
     assert len(ACTIONS) == 13
+
+
+def _seen(actions, repeats=1, num_frames=16, model_frames=4):
+    """The main object's state at the frames an evaluation samples, relative to the first of them:
+    what a model can know of the action (not where the object started, nor its size)."""
+    spec = _spec(actions, repeats, {"rotation": "clockwise", "new_colour": "blue", "enter": "left",
+                                    "leave": "right"})
+    times = frame_times(num_frames)[sample_frame_indices(num_frames, model_frames, train=False)]
+    states = [object_state(spec, float(t)) for t in times]
+    first = states[0]
+    return np.array([(s.x - first.x, s.y - first.y, s.angle - first.angle, s.scale / first.scale - 1,
+                      float(s.colour != first.colour), float(s.visible != first.visible)) for s in states])
+
+
+def test_every_tgif_action_shows_in_the_four_frames_a_model_sees():
+    """TGIF Action asks which action an object repeats; Transition, what it does before or after another.
+    Each must be told apart from the 4 evaluation frames: 4 cycles of a saw-tooth move or of a bounce
+    once sampled as a still object."""
+    repeated = {(a, n): _seen([a], n) for a in REPEATABLE for n in TGIF_REPEATS}
+    in_sequence = {(a, k): _seen([a, "stay_still"] if k == 0 else ["stay_still", a]) for a in ACTIONS for k in (0, 1)
+                   if (a, k) not in (("leave", 0), ("enter", 1))}
+    for views in (repeated, in_sequence):
+        for (action, n), seen in views.items():
+            if action != "stay_still":
+                assert np.abs(seen).max() > 0.03, f"{action} ({n}) looks still in the sampled frames"
+        for (a, n), (b, m) in itertools.combinations(views, 2):
+            if a != b and (views is repeated or n == m):
+                gap = np.abs(views[a, n] - views[b, m]).max()
+                assert gap > 0.03, f"{a} ({n}) and {b} ({m}) look alike in the sampled frames"
