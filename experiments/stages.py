@@ -14,7 +14,7 @@ kernels sum in another order with another thread count). An ``exclusive`` kind
 parallelises itself (its own process pool): it runs alone, with every core. A
 kind that reads files the runner does not make (a real data root) names a
 ``fingerprint`` of them, part of its identity, and a ``check`` that ``--dry-run``
-prints.
+prints; the generated world's fingerprint is its content key (generator version, pool sizes).
 """
 
 from __future__ import annotations
@@ -224,6 +224,9 @@ STAGE_KINDS: dict[str, StageKind] = {
             config="evilm.data.synthetic:WorldConfig",
             version="1",
             ignore=("workers", "progress", "cache_root"),
+            # the generator's version and the profile's pool sizes decide the world too, and no config
+            # field holds them: a new generator is a new world, and everything downstream reruns
+            fingerprint="evilm.data.synthetic:world_key",
             log_artifacts=False,
             threaded=False,  # deterministic whatever the threads (evilm/data/world_video.py)
             exclusive=True,  # renders clips in its own process pool

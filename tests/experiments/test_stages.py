@@ -1,5 +1,6 @@
-"""The real data root stage (the paper profile's data): its identity follows the annotation files
-under the root, and ``--dry-run`` checks that every benchmark loads before anything runs."""
+"""The data stages. The real data root (the paper profile's data): its identity follows the annotation
+files under the root, and ``--dry-run`` checks that every benchmark loads before anything runs. The
+generated world: its identity follows the generator's version and the profile's pool sizes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from experiment_fakes import FAKE_KINDS
 from rich.console import Console
 
+from evilm.data import synthetic
 from experiments.plan import build_plan, table_variants
 from experiments.runner import Runner
 from experiments.specs import load_spec
@@ -82,6 +84,19 @@ def test_the_data_roots_identity_follows_its_annotation_files(real_specs, tmp_pa
     assert data_id(changed) != data_id(first)
     qa = [sid for sid, s in changed.stages.items() if s.name == "qa"]
     assert qa != [sid for sid, s in first.stages.items() if s.name == "qa"]  # and everything downstream
+
+
+def test_the_generated_worlds_identity_follows_its_generator_and_pool_sizes(monkeypatch):
+    world = STAGE_KINDS["data"]
+    config = synthetic.WorldConfig(profile="smoke")
+    first = world.content_fingerprint(config)
+    assert world.content_fingerprint(synthetic.WorldConfig(profile="smoke", workers=1)) == first
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    assert world.content_fingerprint(config) != first
+    monkeypatch.undo()
+    sizes = dataclasses.replace(synthetic.PROFILES["smoke"]["sizes"], tgif_train=9)
+    monkeypatch.setitem(synthetic.PROFILES["smoke"], "sizes", sizes)
+    assert world.content_fingerprint(config) != first
 
 
 def test_the_check_finds_a_missing_root_and_missing_videos(tmp_path):
