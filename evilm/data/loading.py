@@ -22,18 +22,32 @@ from evilm.data.records import DataError
 from evilm.data.text import TextTokenizer
 from evilm.data.video import FrameConfig
 
+# What a text vocabulary is built from: the pretraining captions alone (the paper keeps the top 30% of
+# its corpus's words), or the training text of every benchmark with text (captions, questions, options;
+# never a test split), as a general-purpose vocabulary such as BERT's covers the downstream words. A
+# word-level vocabulary of the captions alone turns words that only questions and options use ("blink",
+# "after", "how many") into [UNK]: options that differ only in such words cannot be told apart.
+VOCAB_TEXT = {
+    "captions": ("webvid",),
+    "training_text": ("webvid", "msrvtt_ret", "didemo_ret", "msrvtt_qa", "msvd_qa", "tgif_frame", "tgif_action",
+                      "tgif_transition"),
+}
 
-def build_text_tokenizer(data_root: str | Path, keep_fraction: float, benchmarks: tuple[str, ...] = ("webvid",)) -> TextTokenizer:
-    """The vocabulary of the pretraining captions: the top ``keep_fraction`` of their distinct words."""
-    return TextTokenizer.build(text_corpus(data_root, benchmarks), keep_fraction=keep_fraction)
+
+def build_text_tokenizer(data_root: str | Path, keep_fraction: float, text: str = "captions") -> TextTokenizer:
+    """The top ``keep_fraction`` of the distinct words of the ``VOCAB_TEXT[text]`` training text."""
+    if text not in VOCAB_TEXT:
+        raise DataError(f"unknown vocabulary text {text!r}; use one of {', '.join(VOCAB_TEXT)}")
+    return TextTokenizer.build(text_corpus(data_root, VOCAB_TEXT[text]), keep_fraction=keep_fraction)
 
 
-def resolve_text_tokenizer(inputs: dict[str, Any], data_root: str | Path, keep_fraction: float) -> TextTokenizer:
-    """``inputs['text_tokenizer']`` when given, else built from the data root's WebVid captions."""
+def resolve_text_tokenizer(inputs: dict[str, Any], data_root: str | Path, keep_fraction: float,
+                           text: str = "captions") -> TextTokenizer:
+    """``inputs['text_tokenizer']`` when given, else built from the data root's text (``build_text_tokenizer``)."""
     path = inputs.get("text_tokenizer")
     if path is not None:
         return TextTokenizer.load(path)
-    return build_text_tokenizer(data_root, keep_fraction)
+    return build_text_tokenizer(data_root, keep_fraction, text)
 
 
 def frame_config(model_config: Any, cache_dir: str | None = None) -> FrameConfig:

@@ -78,6 +78,7 @@ class PretrainConfig:
     frame_cache: str | None = None
     mvm_targets: Literal["online", "cached"] = "online"  # tokenizer on each batch, or inputs["codes"] per clip
     vocab_keep_fraction: float = 0.3  # text vocabulary when none is given: top 30% of caption words (the paper)
+    vocab_text: Literal["captions", "training_text"] = "captions"  # what it is built from (evilm.data.loading)
     max_skip_fraction: float = 0.05  # unreadable clips tolerated per epoch
 
     def __post_init__(self):
@@ -123,17 +124,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     # alignment term. Chosen with benchmarks/bench_pretrain_learning.py (the README has its figures):
     # the alignment term mattered, the learning rate and its weight did not, so the step count is the
     # lever left. The world's vocabulary (~270 words) has no long
-    # tail: keeping 30% of it would turn ~19% of caption words (colour and shape synonyms) into [UNK].
+    # tail: keeping 30% of it would turn ~19% of caption words (colour and shape synonyms) into [UNK]. Its
+    # captions alone lack the words only questions and options use, so it is built from all training text.
     # The video backbone, started from the image prior, learns at 0.3x: at one rate the pre-training wore
     # the prior's features down (the HMDB51 probe of the pre-trained encoder fell below the prior's own),
     # at 0.1x and 0.3x it kept them, VTM and MLM alike; chosen on that positive control alone (README).
     "quick": {
         "model": "quick", "batch_size": 32, "max_steps": 500, "vocab_keep_fraction": 1.0,
-        "frame_cache": FRAME_CACHE, "vtm_align": 1.0, "video_backbone_lr_scale": 0.3,
+        "vocab_text": "training_text", "frame_cache": FRAME_CACHE, "vtm_align": 1.0, "video_backbone_lr_scale": 0.3,
         "optim": {"lr": 1e-3, "warmup_ratio": 0.05},
     },
     "smoke": {
-        "model": "smoke", "batch_size": 4, "epochs": 1, "vocab_keep_fraction": 1.0, "log_every": 1,
+        "model": "smoke", "batch_size": 4, "epochs": 1, "vocab_keep_fraction": 1.0, "vocab_text": "training_text",
+        "log_every": 1,
         "frame_cache": FRAME_CACHE,
         "optim": {"lr": 1e-3},
     },

@@ -40,7 +40,7 @@ def run(
     if "data" not in inputs:
         raise ConfigError("inputs.data", "pretraining needs a data root")
     data_root = Path(inputs["data"])
-    text_tokenizer = resolve_text_tokenizer(inputs, data_root, config.vocab_keep_fraction)
+    text_tokenizer = resolve_text_tokenizer(inputs, data_root, config.vocab_keep_fraction, config.vocab_text)
     overrides: dict[str, Any] = {"text": {"vocab_size": text_tokenizer.vocab_size}}
     video_tokenizer, codes = None, None
     if "mvm" in config.losses:

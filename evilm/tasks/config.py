@@ -45,6 +45,7 @@ class FinetuneSettings:
     # evaluation clips decoded once for all stages into this folder (relative: under the data root); None: off
     frame_cache: str | None = None
     vocab_keep_fraction: float = 0.3  # text vocabulary without a pretrained model (as pretraining builds it)
+    vocab_text: Literal["captions", "training_text"] = "captions"  # what it is built from (as pretraining)
     train_items: int = 0  # > 0: fine-tune on a seeded random subset of this many training items
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     device: str = "auto"
@@ -154,8 +155,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # a 2-core CPU: 2 epochs over every training item (300 items learned only the answer prior), fixed
     # frames decoded once, a learning rate 3x the paper-style 1e-4 for the short run; the full test splits.
     "quick": {"model": "quick", "epochs": 2, "batch_size": 16, "eval_batch_size": 32, "vocab_keep_fraction": 1.0,
+              "vocab_text": "training_text",
               "frame_cache": FRAME_CACHE, "optim": {"lr": 3e-4, "weight_decay": 0.01, "warmup_ratio": 0.1}},
     "smoke": {"model": "smoke", "epochs": 1, "batch_size": 4, "eval_batch_size": 8, "vocab_keep_fraction": 1.0,
+              "vocab_text": "training_text",
               "frame_cache": FRAME_CACHE,
               "log_every": 1, "optim": {"lr": 1e-3, "weight_decay": 0.01, "warmup_ratio": 0.1}},
 }

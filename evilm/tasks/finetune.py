@@ -80,7 +80,7 @@ def load_start(inputs: dict[str, Any], settings: FinetuneSettings) -> Start:
     else:
         if "data" not in inputs:
             raise ConfigError("inputs.data", "a task needs a data root")
-        tokenizer = resolve_text_tokenizer(inputs, inputs["data"], settings.vocab_keep_fraction)
+        tokenizer = resolve_text_tokenizer(inputs, inputs["data"], settings.vocab_keep_fraction, settings.vocab_text)
         torch.manual_seed(derived_seed(settings.seed, "init"))
         overrides = deep_update(copy.deepcopy(settings.model_overrides), {"text": {"vocab_size": tokenizer.vocab_size}})
         backbone = EViLM(preset_config(settings.model, overrides))

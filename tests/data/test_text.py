@@ -3,6 +3,8 @@ import pickle
 import pytest
 import torch
 
+from evilm.data.catalog import load_benchmark
+from evilm.data.loading import build_text_tokenizer
 from evilm.data.records import DataError
 from evilm.data.text import (
     CLS_ID,
@@ -101,3 +103,18 @@ def test_mask_tokens_is_seeded_and_never_leaves_a_row_empty():
     b = mask_tokens(ids, mask, 20, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert ((a[1] != -100).sum(dim=1) >= 1).all()
+
+
+def test_the_training_text_vocabulary_holds_every_word_of_the_tgif_options(smoke_world):
+    """Built from the captions alone, the world's vocabulary misses words that only options use, so
+    TGIF Action's options "blink", "bounce" and "shrink" all encode as [UNK] and cannot be told apart."""
+    options = [o for name in ("tgif_action", "tgif_transition") for r in load_benchmark(name, smoke_world).test
+               for o in r.options]
+    words = {w for o in options for w in o.split()}
+    captions = build_text_tokenizer(smoke_world, 1.0, "captions")
+    everything = build_text_tokenizer(smoke_world, 1.0, "training_text")
+    assert words - set(captions.vocab)  # the failure this guards against
+    assert words <= set(everything.vocab)
+    assert set(captions.vocab) <= set(everything.vocab)
+    with pytest.raises(DataError, match="unknown vocabulary text 'all'"):
+        build_text_tokenizer(smoke_world, 1.0, "all")
