@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from evilm.data.catalog import load_benchmark, text_corpus
+from evilm.data.catalog import TASKS, load_benchmark, text_corpus
 from evilm.data.records import DataError
 from evilm.data.text import TextTokenizer
 from evilm.data.video import FrameConfig
@@ -29,8 +29,7 @@ from evilm.data.video import FrameConfig
 # "after", "how many") into [UNK]: options that differ only in such words cannot be told apart.
 VOCAB_TEXT = {
     "captions": ("webvid",),
-    "training_text": ("webvid", "msrvtt_ret", "didemo_ret", "msrvtt_qa", "msvd_qa", "tgif_frame", "tgif_action",
-                      "tgif_transition"),
+    "training_text": tuple(name for name, task in TASKS.items() if task != "class"),
 }
 
 
