@@ -162,7 +162,9 @@ class Calibration:
             if row.role and cell is not None:
                 items = None if cell.items is None else [x * factor for x in cell.items]
                 out.refs.append(Reference(row.label, row.role, [v * factor for v in cell.values], items))
-        missing = [r.label for r in self.spec.rows if r.role and (r.id, cal_col.id) not in self.measured.cells]
+        # a role row that leaves the column's stage out (the video-blind floor has no retrieval) is not missing
+        missing = [r.label for r in self.spec.rows if r.role and cal_col.stage not in r.without
+                   and (r.id, cal_col.id) not in self.measured.cells]
         if missing:
             out.note = f"{', '.join(missing)}: {self.note}"
         elif cal_metric != metric:

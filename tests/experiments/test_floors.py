@@ -216,3 +216,17 @@ def test_the_reference_block_gives_each_column_its_test_set_size():
     assert "| test items | 1,076 |" in "\n".join(lines)
     retrieval = metric_refs("ret/R@10", 1.0, [{"ret/queries": 500.0, "ret/videos": 500.0}], Calibration(note=""))
     assert retrieval.test_items == 500  # a retrieval stage counts its text queries
+
+
+def test_a_role_row_without_the_columns_stage_is_not_reported_missing(specs):
+    # the video-blind floor has no retrieval stage: its retrieval cell is not "no finished run yet"
+    (specs / "calibration.yaml").write_text(CALIBRATION.replace(
+        "role: floor, without: [pretrain, tokenizer]", "role: floor, without: [pretrain, tokenizer, qa]"))
+    spec = load_spec("calibration", specs)
+    ceiling = Cell([80.0], [np.asarray([100.0] * 80 + [0.0] * 20)])
+    measured = Measured({("ceiling", "qa"): ceiling}, {}, [])
+    refs = Calibration(spec, measured, "no finished run yet").refs("qa/acc", 1.0, "QA")
+    assert [r.label for r in refs.refs] == ["supervised ceiling"] and refs.note == ""
+    # the ceiling's own cell, unfinished, is
+    refs = Calibration(spec, Measured({}, {}, []), "no finished run yet").refs("qa/acc", 1.0, "QA")
+    assert refs.note == "supervised ceiling: no finished run yet"
