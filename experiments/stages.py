@@ -324,5 +324,17 @@ STAGE_KINDS: dict[str, StageKind] = {
                 ("linear_probe", "linear_probe", "LinearProbeConfig"),
             ]
         ],
+        # The calibration report's supervised ceiling: a small video model trained from scratch on one
+        # benchmark's labels (metrics named as the task stages name them).
+        StageKind(
+            "supervised",
+            run="evilm.tasks.supervised:run",
+            config="evilm.tasks.config:SupervisedConfig",
+            inputs={"data": Input(_DATA_KINDS, artifact="world"), "video_init": _VIDEO_INIT},
+            version="1",
+            seed_key="train.seed",
+            preset="evilm.tasks.config:supervised_config",
+            ignore=_TASK_IGNORE,
+        ),
     ]
 }

@@ -83,6 +83,31 @@ def validate(cfg: EViLMConfig) -> None:
             raise ConfigError(f"decoder.{name}", f"must be positive, got {getattr(cfg.decoder, name)}")
 
 
+@dataclass
+class SmallVideoConfig:
+    """The supervised ceiling's small video model (``evilm.models.small_video``), not E-ViLM."""
+
+    num_frames: int = 4  # frames read per clip
+    image_size: int = 96  # frames as read (the size of the evaluation clips' shared disk cache)
+    input_size: int = 48  # resized to this before the first convolution
+    channels: tuple[int, ...] = (32, 64, 128)  # conv blocks (conv, norm, ReLU, max-pool)
+    width: int = 256
+    max_text_len: int = 32
+    dropout: float = 0.1
+    # a frozen per-frame image backbone (a timm name), loaded from the image prior; None: motion stream only
+    appearance: str | None = None
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError("channels", f"needs at least one positive width, got {list(self.channels)}")
+        if self.input_size % (2 ** len(self.channels)):
+            raise ConfigError("input_size", f"{self.input_size} px does not halve {len(self.channels)} times evenly")
+        for name in ("num_frames", "image_size", "width", "max_text_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Section 4.1: EdgeNeXt-small on 4 frames of 256x256, BERT hidden 128 / 4 heads,
     # decoder 4 blocks of width 384, 40 text tokens, 9,420 codes.

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from evilm.config import ConfigError, from_preset, pick
 from evilm.data.frame_cache import FRAME_CACHE
+from evilm.models.config import SmallVideoConfig
 from evilm.train.config import OptimConfig
 
 QA_BENCHMARKS = ("msrvtt_qa", "msvd_qa", "tgif_frame")
@@ -117,8 +118,7 @@ class RetrievalConfig:
 class LinearProbeConfig:
     benchmark: str = "hmdb51"
     # "linear": the model frozen, a linear layer trained on its features (the paper's protocol);
-    # "finetune": the model and the layer trained end to end on the clips' labels with ``train``'s
-    # settings (the calibration report's supervised ceiling)
+    # "finetune": the model and the layer trained end to end on the clips' labels with ``train``'s settings
     mode: Literal["linear", "finetune"] = "linear"
     # The clip's feature from the fused video tokens: "frames", each frame's tokens averaged and the
     # frames concatenated in time order; "mean", all tokens averaged; "cls", the video-only CLS. An
@@ -137,6 +137,24 @@ class LinearProbeConfig:
             raise ConfigError("benchmark", f"'{self.benchmark}' is not a linear-probe benchmark: {', '.join(PROBE_BENCHMARKS)}")
         if self.probe_epochs < 1 or self.probe_batch_size < 1:
             raise ConfigError("probe_epochs", "probe_epochs and probe_batch_size must be >= 1")
+
+
+@dataclass
+class SupervisedConfig:
+    """The supervised ceiling (``evilm.tasks.supervised``): a small video model, not E-ViLM, trained from
+    scratch on ``benchmark``'s training labels alone; ``train.model`` is unused."""
+
+    benchmark: str = "msrvtt_qa"
+    model: SmallVideoConfig = field(default_factory=SmallVideoConfig)
+    num_options: int = 5  # MSRVTT-MC's training items, made from retrieval captions (as MCConfig)
+    train: FinetuneSettings = field(default_factory=FinetuneSettings)
+
+    def __post_init__(self):
+        known = QA_BENCHMARKS + MC_BENCHMARKS + RETRIEVAL_BENCHMARKS + PROBE_BENCHMARKS
+        if self.benchmark not in known:
+            raise ConfigError("benchmark", f"'{self.benchmark}' is not a downstream benchmark: {', '.join(known)}")
+        if self.num_options < 2:
+            raise ConfigError("num_options", f"must be >= 2, got {self.num_options}")
 
 
 # A task's name is also its module's: evilm.tasks.<task>.run is its stage.
@@ -174,3 +192,23 @@ def task_config(task: str, profile: str, overrides: dict[str, Any] | None = None
     config_class = pick(TASKS, task, "task")
     return from_preset(config_class, {name: {"train": settings} for name, settings in PRESETS.items()}, profile,
                        overrides)
+
+
+# The small model trains from scratch, so each profile's budget is its own: a higher learning rate and
+# more passes than fine-tuning a pre-trained E-ViLM (the stage's epochs are set per benchmark in
+# ablations/base/supervised.yaml, by training-set size).
+SUPERVISED_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"model": {"image_size": 224, "input_size": 112, "channels": [32, 64, 128, 256],
+                        "appearance": "edgenext_small"},
+              "train": {**PRESETS["paper"], "epochs": 20, "optim": {"lr": 1e-3, "weight_decay": 0.01}}},
+    "quick": {"model": {"appearance": "world_cnn_s32"}, "train": {**PRESETS["quick"], "epochs": 20, "batch_size": 32,
+                                     "optim": {"lr": 2e-3, "weight_decay": 0.01, "warmup_ratio": 0.05}}},
+    "smoke": {"model": {"num_frames": 2, "image_size": 64, "input_size": 32, "channels": [8, 16], "width": 32,
+                        "max_text_len": 24, "appearance": "edgenext_xx_small"},
+              "train": {**PRESETS["smoke"], "epochs": 2}},
+}
+
+
+def supervised_config(profile: str, overrides: dict[str, Any] | None = None) -> SupervisedConfig:
+    """The supervised ceiling's config on ``profile``, then ``overrides``."""
+    return from_preset(SupervisedConfig, SUPERVISED_PRESETS, profile, overrides)

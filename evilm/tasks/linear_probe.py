@@ -7,8 +7,9 @@ classifier (``LinearProbe``) is trained, by AdamW on the stored features; the
 result is top-1 accuracy on the test clips.
 
 ``mode: finetune`` trains the model and the layer end to end on the training clips instead
-(the fine-tuning loop of ``evilm.tasks.finetune``): not the paper's protocol, but what a model of
-this size reaches with the labels themselves - the calibration report's supervised ceiling.
+(the fine-tuning loop of ``evilm.tasks.finetune``): not the paper's protocol, but what this model
+reaches with the labels themselves. (The calibration report's ceiling is another model:
+``evilm.tasks.supervised``.)
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class _EndToEnd(torch.nn.Module):
 
 def fine_tune_classifier(backbone: EViLM, probe: LinearProbe, dataset: Any, settings: FinetuneSettings, pool: str,
                          on_metrics: MetricsCallback | None, prefix: str) -> dict[str, float]:
-    """Train ``backbone`` and ``probe`` end to end on the labelled clips (the supervised ceiling)."""
+    """Train ``backbone`` and ``probe`` end to end on the labelled clips."""
     model = _EndToEnd(backbone, probe, pool)
 
     def loss_fn(batch):
