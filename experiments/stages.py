@@ -324,8 +324,8 @@ STAGE_KINDS: dict[str, StageKind] = {
                 ("linear_probe", "linear_probe", "LinearProbeConfig"),
             ]
         ],
-        # The calibration report's supervised ceiling: a small video model trained from scratch on one
-        # benchmark's labels (metrics named as the task stages name them).
+        # The calibration report's supervised ceiling: a small video model trained on one benchmark's
+        # labels alone (metrics named as the task stages name them).
         StageKind(
             "supervised",
             run="evilm.tasks.supervised:run",

@@ -1,8 +1,9 @@
-"""The supervised ceiling: a small video model trained from scratch on one benchmark's labels alone.
+"""The supervised ceiling: a small video model trained on one benchmark's labels alone.
 
 The calibration report's ceiling row asks whether a task can be learnt from its clips at all, apart
-from E-ViLM, its priors and its pre-training: ``evilm.models.small_video`` (frames stacked as channels,
-a bag of words, question-guided attention) trained with a generous budget on the benchmark's training
+from E-ViLM and its pre-training: ``evilm.models.small_video`` (a motion stream on frames stacked as
+channels, trained from scratch; a frozen appearance stream from the image prior; a bag of words;
+question-guided attention) trained with a generous budget on the benchmark's training
 split, scored on its test split with the metrics and per-item files of the E-ViLM task stages:
 
 - open-ended QA: a classifier over the answer vocabulary (``evilm.tasks.qa``'s counting);
@@ -95,8 +96,8 @@ def run(config: SupervisedConfig, inputs: dict[str, Any], out_dir: str | Path,
         on_metrics: MetricsCallback | None = None) -> StageResult:
     """Stage: train the small video model on the benchmark's training split, evaluate on its test split.
 
-    Inputs: ``data`` (root), ``video_init`` (the image prior: the appearance stream's weights). Metrics are named as the E-ViLM task stages name them (``<benchmark>/acc``,
-    ``<benchmark>/R@k``, ``<benchmark>_probe/top1``), so a report's columns read either.
+    Inputs: ``data`` (root), ``video_init`` (the image prior: the appearance stream's weights).
+    Metrics are named as the E-ViLM task stages name them (``<benchmark>/acc``, ``<benchmark>/R@k``, ``<benchmark>_probe/top1``), so a report's columns read either.
     """
     settings, data = config.train, inputs["data"]
     tokenizer = resolve_text_tokenizer(inputs, data, settings.vocab_keep_fraction, settings.vocab_text)
