@@ -328,16 +328,21 @@ def transition_questions(scene: SceneInfo, rng: np.random.Generator) -> list[tup
     """TGIF Transition: what happens before / after the other action?
 
     A first action is never "leave" and a second never "enter" (``sample_actions``); the
-    distractors come from the same support as the answer, minus the action the question names.
+    distractors come from the same support as the answer, minus the action the question names and,
+    where enough remain, minus what the clip's other objects do (a wrong option seen in the clip
+    would ask which object did it, not what happened before or after).
     """
     obj = scene.main_object
     first, second = obj.actions
-    before = [ACTION_BASE[a] for a in ACTIONS if a not in ("leave", second)]
-    after = [ACTION_BASE[a] for a in ACTIONS if a not in ("enter", first)]
-    return [
-        (f"What does {ref(obj)} do before {ACTION_BASE[second]} ?", *choice_set(ACTION_BASE[first], before, rng)),
-        (f"What does {ref(obj)} do after {ACTION_BASE[first]} ?", *choice_set(ACTION_BASE[second], after, rng)),
-    ]
+    elsewhere = {a for i, o in enumerate(scene.objects) if i != scene.main for a in o.actions}
+
+    def options(answer: str, named: str, never: str) -> tuple[list[str], int]:
+        allowed = [a for a in ACTIONS if a not in (named, never)]
+        unseen = [a for a in allowed if a == answer or a not in elsewhere]
+        return choice_set(ACTION_BASE[answer], [ACTION_BASE[a] for a in (unseen if len(unseen) >= 5 else allowed)], rng)
+
+    return [(f"What does {ref(obj)} do before {ACTION_BASE[second]} ?", *options(first, second, "leave")),
+            (f"What does {ref(obj)} do after {ACTION_BASE[first]} ?", *options(second, first, "enter"))]
 
 
 FRAMEQA_TYPES = {"object": 0, "number": 1, "color": 2, "location": 3}

@@ -52,6 +52,19 @@ def test_action_and_transition_options_hold_the_answer_among_same_kind_distracto
         assert lang.ACTION_BASE["leave"] not in o1 and lang.ACTION_BASE["enter"] not in o2
 
 
+def test_transition_distractors_are_not_done_by_the_clips_other_objects():
+    """A wrong option another object performs would make the item ask which object did it."""
+    rng, checked = np.random.default_rng(5), 0
+    for i in range(200):
+        info = sample_scene(rng, f"v{i}", "test", 16, 3, two_actions_prob=1.0).info()
+        elsewhere = {lang.ACTION_BASE[a] for j, o in enumerate(info.objects) if j != info.main for a in o.actions}
+        for _, options, answer in lang.transition_questions(info, rng):
+            if len(elsewhere - {options[answer]}) <= 6:  # enough actions left to avoid them all
+                assert not (set(options) - {options[answer]}) & elsewhere, (options, elsewhere)
+                checked += 1
+    assert checked > 300
+
+
 def test_choice_set_draws_distractors_from_the_pool_and_places_the_answer_evenly():
     pool = [f"caption {i}" for i in range(30)]
     positions = []
