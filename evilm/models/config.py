@@ -91,8 +91,14 @@ class SmallVideoConfig:
     image_size: int = 96  # frames as read (the size of the evaluation clips' shared disk cache)
     input_size: int = 48  # resized to this before the first convolution
     channels: tuple[int, ...] = (32, 64, 128)  # conv blocks (conv, norm, ReLU, max-pool)
+    # consecutive frames stacked per pass of the motion stream, each stack's cells tagged with its time
+    # (None: all frames in one stack). Two: a question can attend to what happens early or late
+    tubelet: int | None = 2
     width: int = 256
     max_text_len: int = 32
+    # self-attention layers over the words (0: a bag of words). Word order carries what a bag loses:
+    # in "what does it do before X ? Y" which action the question names and which the option offers
+    text_layers: int = 1
     dropout: float = 0.1
     # a frozen per-frame image backbone (a timm name), loaded from the image prior; None: motion stream only
     appearance: str | None = None
@@ -106,6 +112,10 @@ class SmallVideoConfig:
         for name in ("num_frames", "image_size", "width", "max_text_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be positive, got {getattr(self, name)}")
+        if self.tubelet is not None and (self.tubelet < 1 or self.num_frames % self.tubelet):
+            raise ConfigError("tubelet", f"{self.tubelet} does not divide num_frames={self.num_frames}")
+        if self.text_layers < 0:
+            raise ConfigError("text_layers", f"must be >= 0, got {self.text_layers}")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

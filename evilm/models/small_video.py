@@ -3,14 +3,16 @@
 It answers "can a model learn this task from these clips?", apart from E-ViLM and its video-language
 pre-training. Two streams read the clip:
 
-- motion: the frames stacked as channels (so the first convolution sees how things move) through a
-  few conv blocks, trained from scratch;
+- motion: consecutive frames stacked as channels (so the first convolution sees how things move),
+  two at a time by default, through a few conv blocks trained from scratch; each stack's cells carry
+  its time, so a question can attend to what happens early or late;
 - appearance (optional): each frame through a frozen image backbone, the image prior (the ImageNet
   analogue) as supervised video models start from ImageNet weights. Frozen, its features of a fixed
   clip never change, so they are computed once per clip (``appearance_cache``).
 
-The text is a bag of word embeddings. A question attends over both streams' cells (which object is
-asked about), then an MLP fuses the clip, the attended cells and the text.
+The text: a word embedding per token, one self-attention layer (word order says which action a
+question names and which its option offers) and a mean over the words. The question attends over
+both streams' cells (which object, and when), then an MLP fuses the clip, the attended cells and the text.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SmallVideoModel(nn.Module):
-    """Clip encoder (frames stacked as channels), bag-of-words text encoder, attention and fusion.
+    """Clip encoder (frames stacked as channels), a small text encoder, attention and fusion.
 
     ``encode_video`` gives ``(B, cells, width)``; ``encode_text`` ``(B, width)``; ``fuse`` one vector per
     (clip, text) pair; ``clip_vector`` the clip alone (its cells averaged).
@@ -39,9 +41,12 @@ class SmallVideoModel(nn.Module):
         super().__init__()
         self.config = config
         self.width = config.width
-        widths = (3 * config.num_frames, *config.channels)
+        self.tubelet = config.tubelet or config.num_frames
+        widths = (3 * self.tubelet, *config.channels)
         self.convs = nn.Sequential(*[_block(a, b) for a, b in zip(widths[:-1], widths[1:])])
         self.cell_proj = nn.Linear(config.channels[-1], config.width)
+        self.tubelet_pos = nn.Parameter(torch.zeros(1, config.num_frames // self.tubelet, 1, config.width))
+        nn.init.trunc_normal_(self.tubelet_pos, std=0.02)
         self.appearance = None
         if config.appearance:
             self.appearance = create_backbone(config.appearance, key="model.appearance").eval().requires_grad_(False)
@@ -53,6 +58,13 @@ class SmallVideoModel(nn.Module):
         # video id -> its frozen appearance features; None: computed every time (augmented clips change)
         self.appearance_cache: dict[str, torch.Tensor] | None = None
         self.words = nn.Embedding(vocab_size, config.width, padding_idx=0)
+        self.text_layers = None
+        if config.text_layers:
+            self.word_pos = nn.Parameter(torch.zeros(1, config.max_text_len, config.width))
+            nn.init.trunc_normal_(self.word_pos, std=0.02)
+            layer = nn.TransformerEncoderLayer(config.width, nhead=4, dim_feedforward=2 * config.width,
+                                               dropout=config.dropout, batch_first=True, norm_first=True)
+            self.text_layers = nn.TransformerEncoder(layer, config.text_layers, enable_nested_tensor=False)
         self.text_norm = nn.LayerNorm(config.width)
         self.query = nn.Linear(config.width, config.width)
         self.fusion = nn.Sequential(nn.Linear(4 * config.width, config.width), nn.GELU(), nn.Dropout(config.dropout),
@@ -73,8 +85,10 @@ class SmallVideoModel(nn.Module):
         x = frames.reshape(b * t, c, h, w)
         if h != self.config.input_size or w != self.config.input_size:
             x = F.interpolate(x, size=(self.config.input_size,) * 2, mode="area")
-        x = self.convs(x.reshape(b, t * c, *x.shape[-2:]))
-        cells = self.cell_proj(x.flatten(2).transpose(1, 2))
+        stacks = t // self.tubelet
+        x = self.convs(x.reshape(b * stacks, self.tubelet * c, *x.shape[-2:]))
+        cells = self.cell_proj(x.flatten(2).transpose(1, 2)).view(b, stacks, -1, self.width) + self.tubelet_pos
+        cells = cells.flatten(1, 2)
         if self.appearance is None:
             return cells
         feats = self.appearance_proj(self._appearance_features(frames, video_ids)) + self.frame_pos
@@ -97,10 +111,14 @@ class SmallVideoModel(nn.Module):
         return torch.stack([cache[v] for v in video_ids])
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean word embedding of the unmasked tokens: ``(..., L)`` -> ``(..., width)``."""
+        """Mean of the unmasked tokens' vectors (word embeddings, then self-attention when
+        ``text_layers``): ``(B, L)`` -> ``(B, width)``."""
+        x = self.words(input_ids)
+        if self.text_layers is not None:
+            padding = (attention_mask == 0) & attention_mask.any(-1, keepdim=True)  # (an empty text attends to all)
+            x = self.text_layers(x + self.word_pos[:, : x.shape[1]], src_key_padding_mask=padding)
         mask = attention_mask.unsqueeze(-1).float()
-        summed = (self.words(input_ids) * mask).sum(-2)
-        return self.text_norm(summed / mask.sum(-2).clamp(min=1.0))
+        return self.text_norm((x * mask).sum(-2) / mask.sum(-2).clamp(min=1.0))
 
     @staticmethod
     def clip_vector(cells: torch.Tensor) -> torch.Tensor:

@@ -12,12 +12,21 @@ TINY = SmallVideoConfig(num_frames=4, image_size=32, input_size=16, channels=(8,
 def test_shapes_and_padding():
     model = SmallVideoModel(TINY, vocab_size=20).eval()
     cells = model.encode_video(torch.rand(3, 4, 3, 32, 32))
-    assert cells.shape == (3, 4 * 4, 32)  # 16 px halved twice: a 4x4 grid of cells
+    assert cells.shape == (3, 2 * 4 * 4, 32)  # 16 px halved twice: a 4x4 grid per stack of two frames
     ids = torch.tensor([[5, 6, 0, 0], [5, 6, 7, 8]])
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0]])
     text = model.encode_text(ids, mask)
     assert torch.allclose(text[0], text[1])  # padded positions are ignored, whatever they hold
     assert model.fuse(cells[:2], text).shape == (2, 32)
+
+
+def test_the_text_encoder_reads_word_order_and_a_bag_does_not():
+    """"before X ? Y" and "before Y ? X" hold the same words; only their order says which action is asked."""
+    ids, mask = torch.tensor([[5, 6, 7, 8], [5, 8, 7, 6]]), torch.ones(2, 4, dtype=torch.long)
+    ordered = SmallVideoModel(TINY, vocab_size=20).eval().encode_text(ids, mask)
+    assert not torch.allclose(ordered[0], ordered[1], atol=1e-4)
+    bag = SmallVideoModel(SmallVideoConfig(**{**TINY.__dict__, "text_layers": 0}), vocab_size=20).eval()
+    assert torch.allclose(*bag.encode_text(ids, mask), atol=1e-6)
 
 
 def _moving_squares(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,6 +61,46 @@ def test_it_learns_the_direction_of_motion_that_no_single_frame_shows():
     with torch.no_grad():
         accuracy = (head(model.clip_vector(model.encode_video(test_clips))).argmax(-1) == test_labels).float().mean()
     assert accuracy > 0.9  # chance is 0.5
+
+
+def _two_moves(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A square moves one way over frames 1-2 and another way over frames 3-4; the question (word 1:
+    "early", word 2: "late") asks for one of the two directions (0: left, 1: right)."""
+    g = torch.Generator().manual_seed(seed)
+    moves = torch.randint(0, 2, (n, 2), generator=g)
+    asked = torch.randint(0, 2, (n,), generator=g)
+    clips = torch.zeros(n, 4, 3, 32, 32)
+    for i in range(n):
+        x, y = int(torch.randint(10, 18, (1,), generator=g)), int(torch.randint(4, 24, (1,), generator=g))
+        for t in range(4):
+            clips[i, t, :, y:y + 5, x:x + 5] = 1.0
+            if t % 2 == 0:
+                x += 3 if moves[i, t // 2] else -3
+    return clips, asked + 1, moves[torch.arange(n), asked]
+
+
+def test_a_question_picks_what_happens_early_or_late():
+    """Transition's skill: the same clip answers "before" and "after" differently."""
+    torch.manual_seed(0)
+    model = SmallVideoModel(TINY, vocab_size=4)
+    head = torch.nn.Linear(32, 2)
+    opt = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=3e-3)
+    clips, words, labels = _two_moves(256, seed=1)
+
+    def logits(c, w):
+        return head(model.fuse(model.encode_video(c), model.encode_text(w[:, None], torch.ones_like(w)[:, None])))
+
+    for _ in range(120):
+        idx = torch.randperm(256)[:32]
+        loss = F.cross_entropy(logits(clips[idx], words[idx]), labels[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    test_clips, test_words, test_labels = _two_moves(256, seed=2)
+    with torch.no_grad():
+        accuracy = (logits(test_clips, test_words).argmax(-1) == test_labels).float().mean()
+    assert accuracy > 0.85  # chance is 0.5; a model blind to when gets 0.75 at best
 
 
 def test_the_frozen_appearance_stream_is_computed_once_per_clip_and_never_trained():
