@@ -3,16 +3,17 @@
 It answers "can a model learn this task from these clips?", apart from E-ViLM and its video-language
 pre-training. Two streams read the clip:
 
-- motion: consecutive frames stacked as channels (so the first convolution sees how things move),
-  two at a time by default, through a few conv blocks trained from scratch; each stack's cells carry
-  its time, so a question can attend to what happens early or late;
+- motion: the frames stacked as channels (so the first convolution sees how things move) through a
+  few conv blocks trained from scratch; with ``tubelet`` a stack holds that many consecutive frames
+  and each stack's cells carry its time, so a question can attend to what happens early or late;
 - appearance (optional): each frame through a frozen image backbone, the image prior (the ImageNet
   analogue) as supervised video models start from ImageNet weights. Frozen, its features of a fixed
   clip never change, so they are computed once per clip (``appearance_cache``).
 
-The text: a word embedding per token, one self-attention layer (word order says which action a
-question names and which its option offers) and a mean over the words. The question attends over
-both streams' cells (which object, and when), then an MLP fuses the clip, the attended cells and the text.
+The text: a word embedding per token, then (``text_layers``) self-attention, which reads the word
+order a bag loses (which action a question names and which its option offers), and a mean over the
+words. The question attends over both streams' cells, then an MLP fuses the clip, the attended cells
+and the text.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The calibration report's ceiling row asks whether a task can be learnt from its clips at all, apart
 from E-ViLM and its pre-training: ``evilm.models.small_video`` (a motion stream on frames stacked as
-channels, trained from scratch; a frozen appearance stream from the image prior; a small text encoder;
+channels, trained from scratch; a frozen appearance stream from the image prior; a bag of words;
 question-guided attention) trained with a generous budget on the benchmark's training
 split, scored on its test split with the metrics and per-item files of the E-ViLM task stages:
 
