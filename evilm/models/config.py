@@ -98,7 +98,7 @@ class SmallVideoConfig:
     max_text_len: int = 32
     # self-attention layers over the words (0: a bag of words). Word order carries what a bag loses:
     # in "what does it do before X ? Y" which action the question names and which the option offers;
-    # but a bag learnt TGIF Action faster (ablations/base/supervised.yaml sets it per benchmark)
+    # but a bag learnt TGIF Action faster
     text_layers: int = 0
     dropout: float = 0.1
     # a frozen per-frame image backbone (a timm name), loaded from the image prior; None: motion stream only
