@@ -46,8 +46,10 @@ class SmallVideoModel(nn.Module):
         widths = (3 * self.tubelet, *config.channels)
         self.convs = nn.Sequential(*[_block(a, b) for a, b in zip(widths[:-1], widths[1:])])
         self.cell_proj = nn.Linear(config.channels[-1], config.width)
-        self.tubelet_pos = nn.Parameter(torch.zeros(1, config.num_frames // self.tubelet, 1, config.width))
-        nn.init.trunc_normal_(self.tubelet_pos, std=0.02)
+        self.tubelet_pos = None  # each stack's time, when there are several
+        if self.tubelet < config.num_frames:
+            self.tubelet_pos = nn.Parameter(torch.zeros(1, config.num_frames // self.tubelet, 1, config.width))
+            nn.init.trunc_normal_(self.tubelet_pos, std=0.02)
         self.appearance = None
         if config.appearance:
             self.appearance = create_backbone(config.appearance, key="model.appearance").eval().requires_grad_(False)
@@ -88,7 +90,9 @@ class SmallVideoModel(nn.Module):
             x = F.interpolate(x, size=(self.config.input_size,) * 2, mode="area")
         stacks = t // self.tubelet
         x = self.convs(x.reshape(b * stacks, self.tubelet * c, *x.shape[-2:]))
-        cells = self.cell_proj(x.flatten(2).transpose(1, 2)).view(b, stacks, -1, self.width) + self.tubelet_pos
+        cells = self.cell_proj(x.flatten(2).transpose(1, 2)).view(b, stacks, -1, self.width)
+        if self.tubelet_pos is not None:
+            cells = cells + self.tubelet_pos
         cells = cells.flatten(1, 2)
         if self.appearance is None:
             return cells
