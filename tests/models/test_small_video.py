@@ -1,5 +1,7 @@
 """The supervised ceiling's small video model: shapes, padding, and that it learns motion from stacked frames."""
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
@@ -13,7 +15,7 @@ def test_shapes_and_padding():
     model = SmallVideoModel(TINY, vocab_size=20).eval()
     cells = model.encode_video(torch.rand(3, 4, 3, 32, 32))
     assert cells.shape == (3, 4 * 4, 32)  # 16 px halved twice: a 4x4 grid of cells
-    pairs = SmallVideoModel(SmallVideoConfig(**{**TINY.__dict__, "tubelet": 2}), vocab_size=20).eval()
+    pairs = SmallVideoModel(replace(TINY, tubelet=2), vocab_size=20).eval()
     assert pairs.encode_video(torch.rand(3, 4, 3, 32, 32)).shape == (3, 2 * 4 * 4, 32)  # a grid per two frames
     ids = torch.tensor([[5, 6, 0, 0], [5, 6, 7, 8]])
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0]])
@@ -25,10 +27,10 @@ def test_shapes_and_padding():
 def test_the_text_encoder_reads_word_order_and_a_bag_does_not():
     """"before X ? Y" and "before Y ? X" hold the same words; only their order says which action is asked."""
     ids, mask = torch.tensor([[5, 6, 7, 8], [5, 8, 7, 6]]), torch.ones(2, 4, dtype=torch.long)
-    ordered = SmallVideoModel(SmallVideoConfig(**{**TINY.__dict__, "text_layers": 1}), vocab_size=20).eval()
+    ordered = SmallVideoModel(replace(TINY, text_layers=1), vocab_size=20).eval()
     ordered = ordered.encode_text(ids, mask)
     assert not torch.allclose(ordered[0], ordered[1], atol=1e-4)
-    bag = SmallVideoModel(SmallVideoConfig(**{**TINY.__dict__, "text_layers": 0}), vocab_size=20).eval()
+    bag = SmallVideoModel(replace(TINY, text_layers=0), vocab_size=20).eval()
     assert torch.allclose(*bag.encode_text(ids, mask), atol=1e-6)
 
 
@@ -85,7 +87,7 @@ def _two_moves(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 def test_a_question_picks_what_happens_early_or_late():
     """Transition's skill: the same clip answers "before" and "after" differently."""
     torch.manual_seed(0)
-    model = SmallVideoModel(SmallVideoConfig(**{**TINY.__dict__, "tubelet": 2, "text_layers": 1}), vocab_size=4)
+    model = SmallVideoModel(replace(TINY, tubelet=2, text_layers=1), vocab_size=4)
     head = torch.nn.Linear(32, 2)
     opt = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=3e-3)
     clips, words, labels = _two_moves(256, seed=1)
