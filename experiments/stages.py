@@ -331,7 +331,7 @@ STAGE_KINDS: dict[str, StageKind] = {
             run="evilm.tasks.supervised:run",
             config="evilm.tasks.config:SupervisedConfig",
             inputs={"data": Input(_DATA_KINDS, artifact="world"), "video_init": _VIDEO_INIT},
-            version="1",
+            version="2",  # 2: multiple choice also matches each option, read alone, against the clip
             seed_key="train.seed",
             preset="evilm.tasks.config:supervised_config",
             ignore=_TASK_IGNORE,

@@ -9,7 +9,8 @@ are the entry points. A batch is a dict:
 - ``qa``: ``input_ids``/``attention_mask`` of the question, ``answer_id long (B,)`` (the answer
   vocabulary's ``oov_id`` for an answer outside it), ``answer list[str]``;
 - ``mc``: ``option_ids``/``option_mask long (B, K, L)`` of "question option" for each option,
-  ``answer long (B,)``, the right option's index;
+  ``choice_ids``/``choice_mask long (B, K, L)`` of each option alone, ``answer long (B,)``, the right
+  option's index;
 - ``class``: ``label long (B,)``.
 - with ``scene_labels`` (generated world): ``scene_<name> long (B,)`` per ground-truth field.
 
@@ -137,6 +138,7 @@ class VideoDataset(Dataset):
             item["answer_id"] = self.answers.encode(record.answer)
         elif self.kind == "mc":
             item["options"] = [f"{record.question} {o}".strip() for o in record.options]
+            item["choices"] = list(record.options)
             item["answer_index"] = record.answer
         else:
             item["label"] = self._class_index[record.label]
@@ -169,6 +171,9 @@ class VideoDataset(Dataset):
             enc = self.tokenizer.encode_batch([o for i in good for o in i["options"]], self.max_text_len)
             batch["option_ids"] = enc["input_ids"].view(len(good), num_options, -1)
             batch["option_mask"] = enc["attention_mask"].view(len(good), num_options, -1)
+            enc = self.tokenizer.encode_batch([c for i in good for c in i["choices"]], self.max_text_len)
+            batch["choice_ids"] = enc["input_ids"].view(len(good), num_options, -1)
+            batch["choice_mask"] = enc["attention_mask"].view(len(good), num_options, -1)
             batch["answer"] = torch.tensor([i["answer_index"] for i in good], dtype=torch.long)
         if self.kind == "class":
             batch["label"] = torch.tensor([i["label"] for i in good], dtype=torch.long)

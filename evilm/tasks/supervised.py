@@ -8,7 +8,8 @@ split, scored on its test split with the metrics and per-item files of the E-ViL
 
 - open-ended QA: a classifier over the answer vocabulary (``evilm.tasks.qa``'s counting);
 - multiple choice: a score per (clip, option), softmax over the options (MSRVTT-MC trains on MSRVTT
-  retrieval's captions, as ``evilm.tasks.multiple_choice`` does);
+  retrieval's captions, as ``evilm.tasks.multiple_choice`` does): the fused (clip, question and
+  option) pair, plus the option alone matched against the clip (``_ChoiceHead``);
 - retrieval: clip and text embeddings trained contrastively, every caption ranked against every test clip;
 - probes (HMDB51, K400): a classifier on the clip alone, trained end to end.
 """
@@ -58,11 +59,27 @@ def _qa_logits(model, head, batch):
     return head(model.fuse(cells, model.encode_text(batch["input_ids"], batch["attention_mask"])))
 
 
+class _ChoiceHead(nn.Module):
+    """A (clip, option) pair's score: the fused pair through a linear layer, plus the option read alone
+    matched against the clip (a bilinear form). The match makes each option's words the weights of a
+    classifier over the clip's features, so "does this clip show what the option says?" is learnt as a
+    classifier learns its classes; through the fusion alone the option is one part of a mixed text."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.fused, self.match = nn.Linear(width, 1), nn.Linear(width, width)
+
+    def forward(self, fused: torch.Tensor, clip: torch.Tensor, option: torch.Tensor) -> torch.Tensor:
+        return self.fused(fused).squeeze(-1) + (self.match(clip) * option).sum(-1) / clip.shape[-1] ** 0.5
+
+
 def _mc_scores(model, head, batch):
     b, k, length = batch["option_ids"].shape
     cells = model.encode_video(batch["frames"], batch["video_id"]).repeat_interleave(k, dim=0)
     text = model.encode_text(batch["option_ids"].reshape(b * k, length), batch["option_mask"].reshape(b * k, length))
-    return head(model.fuse(cells, text)).view(b, k)
+    alone, alone_mask = batch["choice_ids"], batch["choice_mask"]
+    option = model.encode_text(alone.reshape(b * k, alone.shape[-1]), alone_mask.reshape(b * k, alone.shape[-1]))
+    return head(model.fuse(cells, text), model.clip_vector(cells), option).view(b, k)
 
 
 def _class_logits(model, head, batch):
@@ -166,7 +183,7 @@ def _qa(config, bench, model, dataset, on_metrics, data):
 
 def _multiple_choice(config, bench, model, dataset, on_metrics, data):
     prefix = config.benchmark
-    task = _Task(model, nn.Linear(model.width, 1), _mc_scores)
+    task = _Task(model, _ChoiceHead(model.width), _mc_scores)
     train_records = bench.train
     if config.benchmark in TRAIN_FROM:
         source = load_benchmark(TRAIN_FROM[config.benchmark], data).train

@@ -38,6 +38,9 @@ def test_batches_of_every_kind(smoke_world, tokenizer):
             assert batch["answer_id"].tolist() == [bench.answers.encode(r.answer) for r in records]
         if bench.kind == "mc":
             assert batch["option_ids"].shape[:2] == (b, 5) and batch["answer"].max() < 5
+            records = [bench.split(split)[i] for i in batch["index"].tolist()]
+            alone = tokenizer.encode_batch([o for r in records for o in r.options], ds.max_text_len)
+            assert torch.equal(batch["choice_ids"].flatten(0, 1), alone["input_ids"])  # each option without its question
         if bench.kind == "class":
             assert batch["label"].tolist() == [bench.classes.index(bench.test[i].label) for i in batch["index"]]
 
