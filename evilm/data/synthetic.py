@@ -53,7 +53,7 @@ from evilm.data.world_video import encode_mp4, render_clips  # noqa: F401 (encod
 from evilm.processes import pid_alive
 from evilm.stage import MetricsCallback, StageResult, report
 
-GENERATOR_VERSION = 5  # bump when the output of the same settings changes
+GENERATOR_VERSION = 6  # bump when the output of the same settings changes
 
 
 @dataclass
@@ -91,8 +91,8 @@ PROFILES: dict[str, dict] = {
         hmdb_train_per_class=1, hmdb_test_per_class=1, k400_train_per_class=1, k400_val_per_class=1)),
     "quick": dict(image_size=96, num_frames=16, sizes=PoolSizes(
         webvid_train=1900, webvid_val=100, msrvtt_train=600, msrvtt_test=500, msvd_train=300, msvd_val=30,
-        msvd_test=170, tgif_train=3000, tgif_test=1000, didemo_train=300, didemo_val=20, didemo_test=500,
-        hmdb_train_per_class=30, hmdb_test_per_class=40, k400_train_per_class=25, k400_val_per_class=28)),
+        msvd_test=170, tgif_train=3000, tgif_test=1000, didemo_train=1200, didemo_val=20, didemo_test=500,
+        hmdb_train_per_class=30, hmdb_test_per_class=40, k400_train_per_class=100, k400_val_per_class=28)),
 }
 PROFILES["standard"] = dict(image_size=128, num_frames=16, sizes=PoolSizes(
     **{k: v * 4 for k, v in asdict(PROFILES["quick"]["sizes"]).items()}))
