@@ -106,3 +106,16 @@ def test_world_config_validates():
     with pytest.raises(ConfigError, match="workerz"):
         from_dict(WorldConfig, {"workerz": 2})
 
+
+
+def test_quick_splits_are_sized_for_power_and_for_learning():
+    """The quick world's test splits can tell rows apart (>= 500 retrieval and MC test videos, >= 500
+    probe test clips), and the retrieval and probe training splits are not so small that a supervised
+    model only memorises them (world v5: 300 DiDeMo videos and 500 K400 clips kept both ceilings short
+    of 20 points above their floors)."""
+    sizes = synthetic.PROFILES["quick"]["sizes"]
+    assert sizes.msrvtt_test >= 500 and sizes.didemo_test >= 500
+    assert sizes.hmdb_test_per_class * len(synthetic.HMDB_CLASSES) >= 500
+    assert sizes.k400_val_per_class * len(synthetic.K400_CLASSES) >= 500
+    assert sizes.didemo_train >= 1000
+    assert sizes.k400_train_per_class * len(synthetic.K400_CLASSES) >= 1000
