@@ -107,7 +107,6 @@ def test_world_config_validates():
         from_dict(WorldConfig, {"workerz": 2})
 
 
-
 def test_quick_splits_are_sized_for_power_and_for_learning():
     """The quick world's test splits can tell rows apart (>= 500 retrieval and MC test videos, >= 500
     probe test clips), and the retrieval and probe training splits are not so small that a supervised
