@@ -248,8 +248,8 @@ def plan_msvd(config: WorldConfig, sizes: PoolSizes) -> list[Clip]:
 
 # Shares of each split. Training has the most two-action clips: each action is seen in two frames,
 # and the supervised ceiling (before it matched each option alone against the clip) stayed at chance
-# when trained on 600 such clips; the test split keeps
-# at least 500 Action items and 500 Transition items (two per clip).
+# when trained on 600 such clips; the test split keeps at least 500 Action items and 500 Transition
+# items (two per clip).
 TGIF_KINDS = {"train": (("repeat", 0.35), ("sequence", 0.55), ("single", 0.10)),
               "test": (("repeat", 0.5), ("sequence", 0.3), ("single", 0.2))}
 # "does it N times": at most 3, because 4 cycles of a periodic action (a bounce, a blink) sampled at
