@@ -172,8 +172,10 @@ PRESETS: dict[str, dict[str, Any]] = {
               "cache_clips": False, "num_workers": 8, "vocab_keep_fraction": 0.3, "log_every": 50},
     # a 2-core CPU: 2 epochs over every training item (300 items learned only the answer prior), fixed
     # frames decoded once, a learning rate 3x the paper-style 1e-4 for the short run; the full test splits.
+    # bf16 autocast in training, as pre-training (evilm.pretrain.config); evaluation stays in full precision
+    # but for the zero-shot VTM scoring of every (text, video) pair (evilm.tasks.retrieval.vtm_scores)
     "quick": {"model": "quick", "epochs": 2, "batch_size": 16, "eval_batch_size": 32, "vocab_keep_fraction": 1.0,
-              "vocab_text": "training_text",
+              "vocab_text": "training_text", "amp": "bf16",
               "frame_cache": FRAME_CACHE, "optim": {"lr": 3e-4, "weight_decay": 0.01, "warmup_ratio": 0.1}},
     "smoke": {"model": "smoke", "epochs": 1, "batch_size": 4, "eval_batch_size": 8, "vocab_keep_fraction": 1.0,
               "vocab_text": "training_text",
@@ -201,7 +203,8 @@ SUPERVISED_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"model": {"image_size": 224, "input_size": 112, "channels": [32, 64, 128, 256],
                         "appearance": "edgenext_small"},
               "train": {**PRESETS["paper"], "epochs": 20, "optim": {"lr": 1e-3, "weight_decay": 0.01}}},
-    "quick": {"model": {"appearance": "world_cnn_s32"}, "train": {**PRESETS["quick"], "epochs": 20, "batch_size": 32,
+    # full precision (amp auto is off on a CPU): the ceiling is a reference line, not E-ViLM
+    "quick": {"model": {"appearance": "world_cnn_s32"}, "train": {**PRESETS["quick"], "amp": "auto", "epochs": 20, "batch_size": 32,
                                      "optim": {"lr": 2e-3, "weight_decay": 0.01, "warmup_ratio": 0.05}}},
     "smoke": {"model": {"num_frames": 2, "image_size": 64, "input_size": 32, "channels": [8, 16], "width": 32,
                         "max_text_len": 24, "appearance": "edgenext_xx_small"},

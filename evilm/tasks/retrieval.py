@@ -49,7 +49,7 @@ from evilm.tasks.finetune import eval_batches, finetune, finish, load_start, mak
 from evilm.tasks.metrics import choice_credit, rank_queries, retrieval_metrics
 from evilm.tasks.multiple_choice import MCModel
 from evilm.train import distributed as D
-from evilm.train.runtime import resolve_device
+from evilm.train.runtime import autocast_dtype, resolve_device
 
 
 class RetrievalModel(nn.Module):
@@ -183,21 +183,25 @@ def _gather_encodings(backbone: EViLM, video_emb: dict[int, torch.Tensor], video
 
 @torch.no_grad()
 def vtm_scores(backbone: EViLM, head: VTMHead, enc: dict[str, Any], pairs: torch.Tensor, device: torch.device,
-               batch_size: int = 64) -> torch.Tensor:
+               batch_size: int = 64, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
     """VTM match scores of (text, video) index pairs ``(P, 2)``, fusing the stored encoder outputs.
 
+    ``amp_dtype``: autocast the fused passes (zero-shot scores every pair: most of its time is here).
     Under torch.distributed each rank scores its contiguous part of the pairs; every rank gets all scores.
     """
     scores = []
     part = D.rank_part(len(pairs))
-    for chunk in pairs[part.start : part.stop].split(batch_size):
-        texts = [enc["text_tokens"][int(q)] for q in chunk[:, 0]]
-        masks = [enc["text_masks"][int(q)] for q in chunk[:, 0]]
-        length = max(len(t) for t in texts)  # texts of different batches may differ in padding
-        text = torch.stack([F.pad(t, (0, 0, 0, length - len(t))) for t in texts]).to(device)
-        mask = torch.stack([F.pad(m, (0, length - len(m))) for m in masks]).to(device)
-        video = torch.stack([enc["video_tokens"][int(v)] for v in chunk[:, 1]]).to(device)
-        scores.append(head.match_score(backbone.fuse(video=video, text=text, text_mask=mask).cls).float().cpu())
+    # every text padded to one length once (texts of different batches may differ in padding), so that a
+    # chunk of pairs is two index lookups
+    length = max((len(t) for t in enc["text_tokens"]), default=0)
+    texts = torch.stack([F.pad(t, (0, 0, 0, length - len(t))) for t in enc["text_tokens"]])
+    masks = torch.stack([F.pad(m, (0, length - len(m))) for m in enc["text_masks"]])
+    videos = torch.stack(enc["video_tokens"])
+    with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        for chunk in pairs[part.start : part.stop].split(batch_size):
+            text, mask = texts[chunk[:, 0]].to(device), masks[chunk[:, 0]].to(device)
+            video = videos[chunk[:, 1]].to(device)
+            scores.append(head.match_score(backbone.fuse(video=video, text=text, text_mask=mask).cls).float().cpu())
     return D.gather_rows(torch.cat(scores) if scores else torch.zeros(0))
 
 
@@ -275,7 +279,8 @@ def run(config: RetrievalConfig, inputs: dict[str, Any], out_dir: str | Path, on
     rank_seconds = time.perf_counter() - t0
 
     def score_fn(pairs):
-        return vtm_scores(start.backbone, vtm_head, enc, pairs, device, settings.eval_batch_size)
+        return vtm_scores(start.backbone, vtm_head, enc, pairs, device, settings.eval_batch_size,
+                          autocast_dtype(settings.amp, device))
 
     if config.mode == "zero_shot" and config.rerank_k == 0:
         q, v = similarity.shape

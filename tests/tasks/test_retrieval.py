@@ -6,7 +6,7 @@ import torch
 
 from evilm.tasks import task_config
 from evilm.tasks.metrics import rank_queries, retrieval_metrics
-from evilm.tasks.retrieval import contrastive_loss, rerank
+from evilm.tasks.retrieval import contrastive_loss, rerank, vtm_scores
 from evilm.tasks.retrieval import run as run_retrieval
 
 
@@ -32,6 +32,30 @@ def test_rerank_reorders_only_the_top_k():
     scores = {0: -1.0, 1: 0.5, 2: 3.0}
     out = rerank(sim, 3, lambda pairs: torch.tensor([scores[int(v)] for v in pairs[:, 1]]))
     assert out[0].argsort(descending=True).tolist() == [2, 1, 0, 3]
+
+
+def test_vtm_scores_pad_texts_of_any_length_and_agree_under_bf16():
+    from evilm.models import create_model
+    from evilm.models.heads import VTMHead
+
+    torch.manual_seed(0)
+    backbone = create_model("smoke", text={"vocab_size": 50}).eval()
+    head = VTMHead(backbone.width).eval()
+    w = backbone.width
+    # texts encoded in batches of different padded lengths, as encode_test_set stores them
+    enc = {"text_tokens": [torch.randn(5, w), torch.randn(9, w), torch.randn(7, w)],
+           "text_masks": [torch.tensor([1, 1, 1, 0, 0]), torch.ones(9, dtype=torch.long), torch.ones(7, dtype=torch.long)],
+           "video_tokens": [torch.randn(8, w) for _ in range(4)]}
+    pairs = torch.stack(torch.meshgrid(torch.arange(3), torch.arange(4), indexing="ij"), -1).reshape(-1, 2)
+    cpu = torch.device("cpu")
+    scores = vtm_scores(backbone, head, enc, pairs, cpu, batch_size=5)
+    with torch.no_grad():  # one pair at a time, at its own length: padding must change nothing
+        alone = torch.stack([head.match_score(backbone.fuse(
+            video=enc["video_tokens"][v][None], text=enc["text_tokens"][q][None],
+            text_mask=enc["text_masks"][q][None]).cls)[0] for q, v in pairs.tolist()])
+    assert torch.allclose(scores, alone, atol=1e-4)
+    bf16 = vtm_scores(backbone, head, enc, pairs, cpu, batch_size=5, amp_dtype=torch.bfloat16)
+    assert bf16.dtype == torch.float32 and torch.allclose(bf16, scores, atol=0.1)
 
 
 def test_recall_at_10_of_a_hand_made_ranking_of_more_than_10_videos():
