@@ -130,7 +130,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the prior's features down (the HMDB51 probe of the pre-trained encoder fell below the prior's own),
     # at 0.1x and 0.3x it kept them, VTM and MLM alike; chosen on that positive control alone (README).
     # bf16 autocast, as the paper's GPUs train in mixed precision: on a CPU with native bf16 (AVX512-BF16 or
-    # AMX) a step costs about 0.6x of full precision (benchmarks/bench_train.py --amp); elsewhere use amp=off.
+    # AMX) a step costs about 0.6x of full precision (benchmarks/bench_amp.py); elsewhere use amp=off.
     "quick": {
         "model": "quick", "batch_size": 32, "max_steps": 500, "vocab_keep_fraction": 1.0, "amp": "bf16",
         "vocab_text": "training_text", "frame_cache": FRAME_CACHE, "vtm_align": 1.0, "video_backbone_lr_scale": 0.3,
