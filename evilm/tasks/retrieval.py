@@ -49,7 +49,7 @@ from evilm.tasks.finetune import eval_batches, finetune, finish, load_start, mak
 from evilm.tasks.metrics import choice_credit, rank_queries, retrieval_metrics
 from evilm.tasks.multiple_choice import MCModel
 from evilm.train import distributed as D
-from evilm.train.runtime import autocast_dtype, resolve_device
+from evilm.train.runtime import autocast_dtype, mixed_precision, resolve_device
 
 
 class RetrievalModel(nn.Module):
@@ -197,7 +197,7 @@ def vtm_scores(backbone: EViLM, head: VTMHead, enc: dict[str, Any], pairs: torch
     texts = torch.stack([F.pad(t, (0, 0, 0, length - len(t))) for t in enc["text_tokens"]])
     masks = torch.stack([F.pad(m, (0, length - len(m))) for m in enc["text_masks"]])
     videos = torch.stack(enc["video_tokens"])
-    with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+    with mixed_precision(device.type, amp_dtype):
         for chunk in pairs[part.start : part.stop].split(batch_size):
             text, mask = texts[chunk[:, 0]].to(device), masks[chunk[:, 0]].to(device)
             video = videos[chunk[:, 1]].to(device)

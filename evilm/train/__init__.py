@@ -21,7 +21,7 @@ _EXPORTS = {
     **dict.fromkeys(["Engine", "RunningMeans", "check_finite"], "evilm.train.engine"),
     **dict.fromkeys(["create_optimizer", "create_scheduler", "lr_factor"], "evilm.train.optim"),
     "ProgressBar": "evilm.train.progress",
-    **dict.fromkeys(["EpochBatchSampler", "NonFiniteLossError", "autocast_dtype", "resolve_device"],
+    **dict.fromkeys(["EpochBatchSampler", "NonFiniteLossError", "autocast_dtype", "mixed_precision", "resolve_device"],
                     "evilm.train.runtime"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

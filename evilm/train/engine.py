@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -27,7 +27,7 @@ from torch import nn
 
 from evilm.train.config import OptimConfig
 from evilm.train.optim import create_optimizer, create_scheduler
-from evilm.train.runtime import NonFiniteLossError
+from evilm.train.runtime import NonFiniteLossError, mixed_precision
 
 
 class Engine:
@@ -59,9 +59,7 @@ class Engine:
 
     def autocast(self) -> AbstractContextManager[Any]:
         """Mixed precision for the forward pass (nothing in full precision)."""
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device_type, dtype=self.amp_dtype)
+        return mixed_precision(self.device_type, self.amp_dtype)
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)

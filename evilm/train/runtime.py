@@ -4,6 +4,8 @@ and the error a diverging run stops with."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -34,6 +36,11 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
+
+
+def mixed_precision(device_type: str, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
+    """Autocast to ``dtype`` (from ``autocast_dtype``) on ``device_type``; nothing when it is None."""
+    return nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
 
 class EpochBatchSampler(Sampler[list[int]]):
     """Batches of a permutation drawn from (seed, epoch), starting at batch ``start``.
