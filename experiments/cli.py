@@ -29,7 +29,7 @@ Run the E-ViLM ablation suite: tables, figures and sweeps declared in ablations/
   python -m experiments list                          what can be run
   python -m experiments run table1                    the cost table (no training)
   python -m experiments run table6 --profile smoke    a whole table at the smallest scale
-  python -m experiments run table6 --dry-run          which stages are done, which will run
+  python -m experiments run table6 --dry-run          which stages are done, which will run, how long
   python -m experiments run all                       every table and figure, sharing their stages
   python -m experiments sweep mask_ratio              an Optuna study, resumable
   python -m experiments report table6                 rewrite reports/table6.md from the store
@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after the tables, run (or resume) every sweep in ablations/sweeps/ too; sweeps can take long",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the plan (done / will run) and stop")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (done / will run), its estimated compute and wall time, and stop")
     p.add_argument("--force", action="store_true", help="rerun every stage, even finished ones")
     p.add_argument(
         "--rerun",

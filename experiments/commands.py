@@ -294,12 +294,23 @@ def run_tables(
 
 
 def print_dry_run(tables: list[Target], runner: Runner, force: bool) -> int:
-    """Each table's plan: which stages are done (reused) and which would run; returns how many stages
-    are unusable (their data check failed: the runner printed why)."""
+    """Each table's plan: which stages are done (reused) and which would run, and how long that takes
+    (``experiments.estimate``); returns how many stages are unusable (their data check failed: the runner
+    printed why)."""
+    from experiments.estimate import PlanEstimate, describe, estimate, past_seconds
+    from experiments.lanes import default_jobs
+
     todo_ids: set[str] = set()
     unusable: set[str] = set()
+    every: dict[str, tuple[Any, tuple[str, int]]] = {}  # stage id -> (its outcome, its (profile, threads))
+    past: dict[tuple[str, int], dict[str, list[float]]] = {}  # (profile, threads) -> stage name -> seconds
     for t in tables:
         outcomes = runner.dry_run(t.plan, force, t.rerun)
+        key = (t.plan.profile, t.plan.threads)
+        every.update({sid: (outcome, key) for sid, outcome in outcomes.items()})
+        if key not in past:
+            past[key] = past_seconds(runner.tracker, *key)
+        jobs = runner.jobs or default_jobs(t.plan.threads)
         todo = {sid for sid, o in outcomes.items() if o.status in ("todo", "unusable")}
         bad = {sid for sid, o in outcomes.items() if o.status == "unusable"}
         todo_ids |= todo
@@ -311,11 +322,16 @@ def print_dry_run(tables: list[Target], runner: Runner, force: bool) -> int:
                 + (f", [red]{len(bad)} with unusable data[/red]" if bad else ""),
             )
         )
+        print(f"{t.spec.name} ({t.profile}) {describe(estimate(outcomes.values(), past[key]), jobs)}")
     if len(tables) > 1:
         distinct = {sid for t in tables for sid in t.plan.stages}
         print(
             f"all {len(tables)}: {len(distinct)} distinct stages, {len(todo_ids)} to run (shared ones once)"
         )
+        total = sum((estimate([o for o, k in every.values() if k == key], past[key]) for key in past),
+                    PlanEstimate())
+        jobs = runner.jobs or default_jobs(tables[0].plan.threads)
+        print(f"all {len(tables)} {describe(total, jobs)}")
     if unusable:
         Console(stderr=True).print(
             f"[red]error:[/red] {len(unusable)} stage(s) cannot run: their data did not pass the check above",

@@ -24,7 +24,7 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
     out_dir: Path | None = None
-    seconds: float = 0.0  # ran/failed: this attempt; reused: the original run's (0.0 when not recorded)
+    seconds: float = 0.0  # ran/failed: this attempt; reused/done: the original run's (0.0 when not recorded)
     error: str = ""
 
     @property
@@ -86,7 +86,7 @@ def print_checks(console, stage: PlannedStage, checks: list) -> bool:
 def _time_cell(outcome: Outcome) -> str:
     if outcome.status in ("ran", "failed") and outcome.seconds:
         return f"{outcome.seconds:.1f}s"
-    if outcome.status == "reused" and outcome.seconds:
+    if outcome.status in ("reused", "done") and outcome.seconds:
         return f"[dim]({outcome.seconds:.1f}s)[/dim]"  # the original run's time, not spent now
     return ""
 

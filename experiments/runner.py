@@ -150,7 +150,8 @@ class Runner:
         out = {}
         for sid, stage in plan.stages.items():
             run = None if sid in forced else self.tracker.finished_run(sid)
-            out[sid] = Outcome(stage, "done" if run else "todo", run.info.run_id if run else None)
+            out[sid] = Outcome(stage, "done" if run else "todo", run.info.run_id if run else None,
+                               seconds=run_seconds(run) if run else 0.0)
             if sid not in self._checked:  # once per command: loading a real data set's annotations takes a while
                 self._checked[sid] = stage.kind.run_checks(stage.config)
                 print_checks(self.console, stage, self._checked[sid])

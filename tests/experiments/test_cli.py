@@ -223,3 +223,15 @@ def test_an_unreachable_store_is_one_line_naming_it_with_its_password_masked(spe
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot reach the sweep storage postgresql://:***@127.0.0.1:1/optuna" in err
     assert "pw" not in err.replace("postgresql", "")
+
+
+def test_dry_run_prints_the_estimate_from_the_stores_finished_runs(cli, capsys):
+    assert cli("run", "faketable", "--seeds", "0", "--dry-run") == EXIT_OK
+    out = capsys.readouterr().out
+    assert "faketable (smoke) stage compute: 0.0 s recorded for 0 done stage(s)" in out
+    assert "not counted: no finished run of" in out  # an empty store has nothing to go by
+    assert cli("run", "faketable", "--seeds", "0") == EXIT_OK
+    capsys.readouterr()
+    assert cli("run", "faketable", "--seeds", "0", "--set", "qa.quality=0.9", "--dry-run") == EXIT_OK
+    out = capsys.readouterr().out
+    assert "for the 2 to run;" in out and "not counted" not in out  # both qa stages have a past qa run
