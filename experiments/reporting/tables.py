@@ -120,8 +120,8 @@ def table_markdown(
                     f"{_fmt(cell.mean, c)} ± {_fmt(cell.std, c)}"
                     + ("" if len(cell.values) == n else f" (n={len(cell.values)})")
                 )
-            else:
-                cells.append(_fmt(cell.mean, c))
+            else:  # one seed: no spread to show; say so when the table plans more
+                cells.append(_fmt(cell.mean, c) + ("" if n == 1 else " (n=1)"))
             check = floors.check(spec, r, c, cell)
             if check is not None and check.mark:
                 cells[-1] += f" ({check.mark})"

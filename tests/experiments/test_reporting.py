@@ -71,6 +71,10 @@ def test_report_degrades_without_runs_or_seeds(specs, runner, tracker, tmp_path)
     text = write_table_report(spec, plan, tracker, tmp_path, "one", {}).read_text()
     assert "items" in text  # one seed, but per-item results still give an interval
     assert "Missing runs" not in text
+    spec, two = plan_for(specs, [0, 1])  # seed 1 never ran: each cell says it holds one seed
+    text = write_table_report(spec, two, tracker, tmp_path, "two", {}).read_text()
+    measured = text.split("## Measured (mean ± std over 2 seeds)")[1].split("\n\n")[1]
+    assert measured.count(" (n=1)") > 0 and "±" not in measured and "Missing runs" in text
 
 
 def test_an_optional_column_a_finished_run_lacks_is_not_a_missing_run(specs, runner, tracker, tmp_path):
