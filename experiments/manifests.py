@@ -91,6 +91,9 @@ class LocalRun:
 class _LocalData:
     def __init__(self, record: Mapping[str, Any], out_dir: Path):
         self.tags: dict[str, str] = dict(record.get("tags", {}))
+        # the files are where this manifest was read (a runs folder copied or moved since the run keeps
+        # working), not necessarily where the run wrote them
+        self.tags[f"{TAG}out_dir"] = str(out_dir)
         self.metrics: dict[str, float] = dict(record.get("logged_metrics", {}))
         self._inputs = dict(record.get("inputs", {}))
         self._out_dir = out_dir

@@ -81,3 +81,20 @@ def test_a_local_store_reads_finished_runs_from_manifests_without_mlflow(specs, 
     (tok.out_dir / MANIFEST).write_text(json.dumps(old))  # written before manifests held the run
     assert local_run(tok.out_dir, tok.stage.id, tracker.display_uri) is None
     assert tracker.finished_run(tok.stage.id).info.run_id == tok.run_id  # then MLflow answers
+
+
+def test_a_runs_folder_moved_since_the_run_still_gives_its_artifacts(specs, runner, tracker, tmp_path):
+    from experiments.plan import build_plan, table_variants
+    from experiments.specs import load_spec
+    from experiments.tracking import Tracker
+
+    spec = load_spec("faketable", specs)
+    plan = build_plan(spec.name, table_variants(spec, specs, "smoke", {}), "smoke", [0], FAKE_KINDS)
+    tok = next(o for o in runner.execute(plan, "faketable").values() if o.stage.name == "tokenizer")
+    moved = tmp_path / "moved_runs"
+    shutil.copytree(tracker.runs_dir, moved)
+    shutil.rmtree(tracker.runs_dir)  # the folder the run wrote, and its tag names, is gone
+    elsewhere = Tracker(tracker.uri, moved)
+    run = elsewhere.finished_run(tok.stage.id)
+    found = run_artifact(elsewhere, run, "tokenizer", fetch=False)
+    assert found is not None and found.parent == moved / tok.stage.id
