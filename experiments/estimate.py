@@ -1,9 +1,9 @@
 """How long a plan will take, before it runs (``run --dry-run``).
 
 A done stage counts its recorded seconds. A stage to run counts the median seconds of this store's newest
-finished runs of the same pipeline stage (``pretrain``, ``msrvtt_qa``, ...) on the same profile and thread
-count: an estimate, since a row's settings (its losses, its decoder) change a stage's cost, and the store
-may hold runs of older code. The wall time of ``--jobs N`` lanes is at least the compute over N; on two
+finished runs of the same pipeline stage and kind (``pretrain``, ``msrvtt_qa`` fine-tuned as E-ViLM or as the
+supervised ceiling, ...) on the same profile and thread count: an estimate, since a row's settings (its
+losses, its decoder) change a stage's cost, and the store may hold runs of older code. The wall time of ``--jobs N`` lanes is at least the compute over N; on two
 cores the lanes share memory bandwidth, so it is usually somewhat more.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from experiments.outcomes import Outcome
 from experiments.tracking import TAG, Tracker, run_seconds
 
-NEWEST = 10  # finished runs of a stage name that the estimate of one more reads
+NEWEST = 10  # finished runs of a stage (name, kind) that the estimate of one more reads
 
 
 @dataclass
@@ -41,20 +41,20 @@ class PlanEstimate:
         return self.done_s + self.todo_s
 
 
-def past_seconds(tracker: Tracker, profile: str, threads: int) -> dict[str, list[float]]:
-    """Stage name -> the seconds of its finished runs on ``profile`` at ``threads``, newest first."""
+def past_seconds(tracker: Tracker, profile: str, threads: int) -> dict[tuple[str, str], list[float]]:
+    """(stage name, kind) -> the seconds of its finished runs on ``profile`` at ``threads``, newest first."""
     runs = tracker.search_all(f"attributes.status = 'FINISHED' and tags.`{TAG}profile` = '{profile}'")
     runs.sort(key=lambda r: r.info.end_time or 0, reverse=True)
-    out: dict[str, list[float]] = defaultdict(list)
+    out: dict[tuple[str, str], list[float]] = defaultdict(list)
     for run in runs:
         tags = run.data.tags
-        name, seconds = tags.get(f"{TAG}stage"), run_seconds(run)
+        name, kind, seconds = tags.get(f"{TAG}stage"), tags.get(f"{TAG}kind", ""), run_seconds(run)
         if name and seconds > 0 and str(tags.get(f"{TAG}threads", threads)) == str(threads):
-            out[name].append(seconds)
+            out[(name, kind)].append(seconds)
     return dict(out)
 
 
-def estimate(outcomes: Iterable[Outcome], past: Mapping[str, list[float]]) -> PlanEstimate:
+def estimate(outcomes: Iterable[Outcome], past: Mapping[tuple[str, str], list[float]]) -> PlanEstimate:
     """The plan's compute from a dry run's outcomes (``done`` ones carry their recorded seconds)."""
     est = PlanEstimate()
     for outcome in outcomes:
@@ -63,7 +63,7 @@ def estimate(outcomes: Iterable[Outcome], past: Mapping[str, list[float]]) -> Pl
             est.done_s += outcome.seconds
             continue
         est.todo += 1
-        basis = past.get(outcome.stage.name, [])[:NEWEST]
+        basis = past.get((outcome.stage.name, outcome.stage.kind.name), [])[:NEWEST]
         if basis:
             est.todo_s += statistics.median(basis)
         else:

@@ -9,23 +9,26 @@ import pytest
 from experiments.estimate import PlanEstimate, describe, estimate
 
 
-def outcome(name: str, status: str, seconds: float = 0.0):
-    return SimpleNamespace(stage=SimpleNamespace(name=name), status=status, seconds=seconds)
+def outcome(name: str, status: str, seconds: float = 0.0, kind: str = "train"):
+    return SimpleNamespace(stage=SimpleNamespace(name=name, kind=SimpleNamespace(name=kind)), status=status,
+                           seconds=seconds)
 
 
 def test_done_stages_count_their_seconds_and_stages_to_run_the_median_of_the_newest_past_runs():
-    past = {"pretrain": [300.0, 400.0, 1000.0] + [5000.0] * 20, "qa": [80.0]}  # newest first
+    past = {("pretrain", "train"): [300.0, 400.0, 1000.0] + [5000.0] * 20,  # newest first
+            ("qa", "train"): [80.0], ("qa", "supervised"): [900.0]}
     est = estimate([outcome("data", "done", 60.0), outcome("pretrain", "todo"), outcome("pretrain", "todo"),
-                    outcome("qa", "todo"), outcome("probe", "todo")], past)
+                    outcome("qa", "todo"), outcome("qa", "todo", kind="supervised"), outcome("probe", "todo")],
+                   past)
     # the median of the 10 newest pretraining runs (300, 400, 1000 and seven of 5000) is 5000
-    assert (est.done, est.done_s, est.todo) == (1, 60.0, 4)
-    assert est.todo_s == pytest.approx(2 * 5000.0 + 80.0)
+    assert (est.done, est.done_s, est.todo) == (1, 60.0, 5)
+    assert est.todo_s == pytest.approx(2 * 5000.0 + 80.0 + 900.0)  # each qa stage at its own kind's past
     assert est.no_basis == {"probe": 1}
-    assert est.cold_s == pytest.approx(60.0 + 10080.0)
+    assert est.cold_s == pytest.approx(60.0 + 10980.0)
 
 
 def test_estimates_add_up_and_describe_what_they_do_not_count():
-    a = estimate([outcome("pretrain", "todo")], {"pretrain": [120.0]})
+    a = estimate([outcome("pretrain", "todo")], {("pretrain", "train"): [120.0]})
     b = estimate([outcome("probe", "todo"), outcome("data", "done", 30.0)], {})
     total = a + b
     assert (total.done, total.todo, total.todo_s, total.no_basis) == (1, 2, 120.0, {"probe": 1})
