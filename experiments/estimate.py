@@ -1,10 +1,11 @@
 """How long a plan will take, before it runs (``run --dry-run``).
 
 A done stage counts its recorded seconds. A stage to run counts the median seconds of this store's newest
-finished runs of the same pipeline stage and kind (``pretrain``, ``msrvtt_qa`` fine-tuned as E-ViLM or as the
-supervised ceiling, ...) on the same profile and thread count: an estimate, since a row's settings (its
-losses, its decoder) change a stage's cost, and the store may hold runs of older code. The wall time of ``--jobs N`` lanes is at least the compute over N; on two
-cores the lanes share memory bandwidth, so it is usually somewhat more.
+finished runs of the same pipeline stage and kind (``pretrain``; ``msrvtt_qa`` fine-tuned as E-ViLM or as
+the supervised ceiling; ...) on the same profile and thread count: an estimate, since a row's settings
+(its losses, its decoder) change a stage's cost, and the store may hold runs of older code. The wall time
+of ``--jobs N`` lanes is at least the compute over N; on two cores the lanes share memory bandwidth, so it
+is usually somewhat more.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ def outcome(name: str, status: str, seconds: float = 0.0, kind: str = "train"):
 def test_done_stages_count_their_seconds_and_stages_to_run_the_median_of_the_newest_past_runs():
     past = {("pretrain", "train"): [300.0, 400.0, 1000.0] + [5000.0] * 20,  # newest first
             ("qa", "train"): [80.0], ("qa", "supervised"): [900.0]}
-    est = estimate([outcome("data", "done", 60.0), outcome("pretrain", "todo"), outcome("pretrain", "todo"),
-                    outcome("qa", "todo"), outcome("qa", "todo", kind="supervised"), outcome("probe", "todo")],
-                   past)
+    todo = [outcome("pretrain", "todo"), outcome("pretrain", "todo"), outcome("qa", "todo"),
+            outcome("qa", "todo", kind="supervised"), outcome("probe", "todo")]
+    est = estimate([outcome("data", "done", 60.0), *todo], past)
     # the median of the 10 newest pretraining runs (300, 400, 1000 and seven of 5000) is 5000
     assert (est.done, est.done_s, est.todo) == (1, 60.0, 5)
     assert est.todo_s == pytest.approx(2 * 5000.0 + 80.0 + 900.0)  # each qa stage at its own kind's past
