@@ -21,6 +21,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 
@@ -89,33 +90,47 @@ def vtm_scoring(model_name: str) -> Callable[[], None]:
     return score
 
 
-def timed(fn: Callable[[], None], bf16: bool) -> float:
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+def timed(fn: Callable[[], None], context: Callable[[], AbstractContextManager]) -> float:
+    with context():
         t0 = time.perf_counter()
         fn()
         return time.perf_counter() - t0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def side_by_side(works: list[tuple[str, Callable[[], None]]], a: Callable[[], AbstractContextManager],
+                 b: Callable[[], AbstractContextManager], reps: int) -> None:
+    """Time each work under ``a`` and ``b`` alternately (one warm-up each first); print the medians and b / a."""
+    for name, fn in works:
+        timed(fn, a), timed(fn, b)  # warm-up: allocations, oneDNN kernels
+        times_a, times_b = [], []
+        for _ in range(reps):
+            times_a.append(timed(fn, a))
+            times_b.append(timed(fn, b))
+        ma, mb = statistics.median(times_a), statistics.median(times_b)
+        print(f"{name} | {ma:.3f} | {mb:.3f} | {mb / ma:.2f}", flush=True)
+
+
+def bench_args(doc: str) -> argparse.Namespace:
+    """The side-by-side benchmarks' options (--model, --reps, --threads), applied to torch."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--model", default="quick", help="evilm.models preset")
     parser.add_argument("--reps", type=int, default=6, help="timed repetitions of each (after one warm-up each)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the runner's lanes use 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    return args
+
+
+def main() -> None:
+    args = bench_args(__doc__)
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}; {args.threads} thread(s); model {args.model}")
     print("work | fp32 s | bf16 s | bf16 / fp32")
-    for name, make in [("pre-training step, 32 clips", pretrain_step), ("fine-tuning step, 16 clips", finetune_step),
-                       ("zero-shot VTM scoring, 64 pairs", vtm_scoring)]:
-        fn = make(args.model)
-        timed(fn, False), timed(fn, True)  # warm-up: allocations, oneDNN kernels
-        fp32, bf16 = [], []
-        for _ in range(args.reps):
-            fp32.append(timed(fn, False))
-            bf16.append(timed(fn, True))
-        a, b = statistics.median(fp32), statistics.median(bf16)
-        print(f"{name} | {a:.3f} | {b:.3f} | {b / a:.2f}", flush=True)
+    works = [("pre-training step, 32 clips", pretrain_step(args.model)),
+             ("fine-tuning step, 16 clips", finetune_step(args.model)),
+             ("zero-shot VTM scoring, 64 pairs", vtm_scoring(args.model))]
+    side_by_side(works, lambda: torch.autocast("cpu", enabled=False),
+                 lambda: torch.autocast("cpu", dtype=torch.bfloat16), args.reps)
 
 
 if __name__ == "__main__":
