@@ -303,7 +303,7 @@ def print_dry_run(tables: list[Target], runner: Runner, force: bool) -> int:
     todo_ids: set[str] = set()
     unusable: set[str] = set()
     every: dict[str, tuple[Any, tuple[str, int]]] = {}  # stage id -> (its outcome, its (profile, threads))
-    past: dict[tuple[str, int], dict[str, list[float]]] = {}  # (profile, threads) -> stage name -> seconds
+    past: dict[tuple[str, int], dict] = {}  # (profile, threads) -> (stage name, kind) -> past seconds
     for t in tables:
         outcomes = runner.dry_run(t.plan, force, t.rerun)
         key = (t.plan.profile, t.plan.threads)
