@@ -73,18 +73,27 @@ def estimate(outcomes: Iterable[Outcome], past: Mapping[tuple[str, str], list[fl
 
 
 def describe(est: PlanEstimate, jobs: int) -> str:
-    """e.g. ``stage compute: 41 min recorded for 30 done stages; about 1 h 2 min for the 18 to run ...``."""
+    """e.g. ``stage compute: 41 min recorded for 30 done stages; about 1 h 2 min for the 18 to run ...``.
+
+    Stages with no past run to go by are named, not guessed: totals that leave them out say "more than".
+    """
     from experiments.reporting import format_duration
 
-    parts = [f"stage compute: {format_duration(est.done_s)} recorded for {est.done} done stage(s)"]
-    if est.todo:
-        known = est.todo - sum(est.no_basis.values())
+    lanes = max(1, jobs)
+    uncounted = sum(est.no_basis.values())
+    missing = ", ".join(f"{name} x{n}" for name, n in sorted(est.no_basis.items()))
+    done = f"{format_duration(est.done_s)} recorded for {est.done} done stage(s)" if est.done else "no stage done yet"
+    parts = [f"stage compute: {done}"]
+    if est.todo and uncounted == est.todo:
+        parts.append(f"no estimate for the {est.todo} to run: no finished run of {missing} in this store to go by")
+    elif est.todo:
         text = f"about {format_duration(est.todo_s)} for the {est.todo} to run"
-        if known < est.todo:
-            missing = ", ".join(f"{name} x{n}" for name, n in sorted(est.no_basis.items()))
-            text += f" ({est.todo - known} of them not counted: no finished run of {missing} to go by)"
+        if uncounted:
+            text += f" ({uncounted} of them not counted: no finished run of {missing} to go by)"
         parts.append(text)
-        parts.append(f"at --jobs {jobs}: at least {format_duration(est.todo_s / max(1, jobs))} of wall time")
-    parts.append(f"cold (every stage): about {format_duration(est.cold_s)}, "
-                 f"at least {format_duration(est.cold_s / max(1, jobs))} of wall time at --jobs {jobs}")
+        parts.append(f"at --jobs {jobs}: at least {format_duration(est.todo_s / lanes)} of wall time")
+    if est.cold_s > 0:
+        size = "more than" if uncounted else "about"
+        parts.append(f"cold (every stage): {size} {format_duration(est.cold_s)}, "
+                     f"at least {format_duration(est.cold_s / lanes)} of wall time at --jobs {jobs}")
     return "; ".join(parts)

@@ -36,6 +36,13 @@ def test_estimates_add_up_and_describe_what_they_do_not_count():
     assert "30 s recorded for 1 done stage(s)" in text
     assert "about 2 min for the 2 to run (1 of them not counted: no finished run of probe x1" in text
     assert "at --jobs 2: at least 1 min of wall time" in text
+    assert "cold (every stage): more than 2 min" in text
     assert describe(PlanEstimate(done=3, done_s=600.0), jobs=1).endswith(
         "cold (every stage): about 10 min, at least 10 min of wall time at --jobs 1")
+
+
+def test_a_store_with_no_past_runs_gives_no_estimate_rather_than_zero():
+    text = describe(estimate([outcome("data", "todo"), outcome("pretrain", "todo")], {}), jobs=2)
+    assert "no estimate for the 2 to run: no finished run of data x1, pretrain x1" in text
+    assert "0.0 s" not in text and "wall time" not in text
 
